@@ -1,0 +1,253 @@
+//! In-memory backend: for tests and short-lived processes. Nothing survives the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::{Backend, LookupField, StoredRecord, Tag, Transaction};
+use crate::store::{BackendError, Result};
+
+/// Keeps sealed records in a map behind one mutex; a transaction holds the mutex throughout
+/// and undoes its writes if the step fails.
+#[derive(Default)]
+pub struct MemoryBackend {
+    state: Mutex<State>,
+}
+
+#[derive(Default, Clone)]
+struct State {
+    header: Option<Vec<u8>>,
+    records: BTreeMap<String, StoredRecord>,
+    index: [HashMap<Tag, String>; 4],
+}
+
+impl MemoryBackend {
+    /// An empty backend (no store created yet).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic inside a step leaves the state as the undo log restored it, or mid-write of
+        // one map entry at worst; the maps themselves stay valid, so recover the guard.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn find(&self, field: LookupField, tag: &Tag) -> Option<StoredRecord> {
+        let id = self.index[field.index()].get(tag)?;
+        self.records.get(id).cloned()
+    }
+
+    fn remove(&mut self, id: &str) -> Option<StoredRecord> {
+        let old = self.records.remove(id)?;
+        for (field, tag) in old.tags.iter() {
+            self.index[field.index()].remove(tag);
+        }
+        Some(old)
+    }
+
+    fn insert(&mut self, record: StoredRecord) -> Result<Option<StoredRecord>, BackendError> {
+        for (field, tag) in record.tags.iter() {
+            if let Some(owner) = self.index[field.index()].get(tag) {
+                if *owner != record.id {
+                    return Err(BackendError::new(
+                        crate::BackendErrorKind::Conflict,
+                        format!("{field} tag already used by record {owner:?}"),
+                    ));
+                }
+            }
+        }
+        let old = self.remove(&record.id);
+        for (field, tag) in record.tags.iter() {
+            self.index[field.index()].insert(*tag, record.id.clone());
+        }
+        self.records.insert(record.id.clone(), record);
+        Ok(old)
+    }
+}
+
+/// Undo log entry: how to restore what a write replaced.
+enum Undo {
+    Header(Option<Vec<u8>>),
+    Record {
+        id: String,
+        old: Option<StoredRecord>,
+    },
+    All(Box<State>),
+}
+
+struct MemoryTransaction<'a> {
+    state: &'a mut State,
+    undo: Vec<Undo>,
+}
+
+impl MemoryTransaction<'_> {
+    fn rollback(mut self) {
+        while let Some(undo) = self.undo.pop() {
+            match undo {
+                Undo::Header(old) => self.state.header = old,
+                Undo::Record { id, old } => {
+                    self.state.remove(&id);
+                    if let Some(old) = old {
+                        self.state
+                            .insert(old)
+                            .expect("restoring a consistent state");
+                    }
+                }
+                Undo::All(old) => *self.state = *old,
+            }
+        }
+    }
+}
+
+impl Transaction for MemoryTransaction<'_> {
+    fn header(&mut self) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self.state.header.clone())
+    }
+
+    fn put_header(&mut self, header: &[u8]) -> Result<(), BackendError> {
+        let old = self.state.header.replace(header.to_vec());
+        self.undo.push(Undo::Header(old));
+        Ok(())
+    }
+
+    fn get(&mut self, id: &str) -> Result<Option<StoredRecord>, BackendError> {
+        Ok(self.state.records.get(id).cloned())
+    }
+
+    fn find_by_tag(
+        &mut self,
+        field: LookupField,
+        tag: &Tag,
+    ) -> Result<Option<StoredRecord>, BackendError> {
+        Ok(self.state.find(field, tag))
+    }
+
+    fn list(&mut self) -> Result<Vec<StoredRecord>, BackendError> {
+        Ok(self.state.records.values().cloned().collect())
+    }
+
+    fn put(&mut self, record: StoredRecord) -> Result<(), BackendError> {
+        let id = record.id.clone();
+        let old = self.state.insert(record)?;
+        self.undo.push(Undo::Record { id, old });
+        Ok(())
+    }
+
+    fn delete(&mut self, id: &str) -> Result<bool, BackendError> {
+        let old = self.state.remove(id);
+        let existed = old.is_some();
+        self.undo.push(Undo::Record {
+            id: id.to_owned(),
+            old,
+        });
+        Ok(existed)
+    }
+
+    fn delete_all(&mut self) -> Result<(), BackendError> {
+        let header = self.state.header.take();
+        let old = std::mem::take(self.state);
+        self.state.header = header;
+        self.undo.push(Undo::All(Box::new(old)));
+        Ok(())
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn read_header(&self) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self.lock().header.clone())
+    }
+
+    fn get(&self, id: &str) -> Result<Option<StoredRecord>, BackendError> {
+        Ok(self.lock().records.get(id).cloned())
+    }
+
+    fn find_by_tag(
+        &self,
+        field: LookupField,
+        tag: &Tag,
+    ) -> Result<Option<StoredRecord>, BackendError> {
+        Ok(self.lock().find(field, tag))
+    }
+
+    fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
+        Ok(self.lock().records.values().cloned().collect())
+    }
+
+    fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
+        let mut guard = self.lock();
+        let mut tx = MemoryTransaction {
+            state: &mut guard,
+            undo: Vec::new(),
+        };
+        match step(&mut tx) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tx.rollback();
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::LookupTags;
+    use crate::store::Error;
+
+    fn rec(id: &str, tag: u8) -> StoredRecord {
+        let mut tags = LookupTags::default();
+        tags.0[0] = Some(Tag([tag; 32]));
+        StoredRecord {
+            id: id.into(),
+            tags,
+            sealed: vec![tag],
+        }
+    }
+
+    #[test]
+    fn failed_step_rolls_back_every_write() {
+        let b = MemoryBackend::new();
+        b.transact(&mut |tx| {
+            tx.put_header(b"h1")?;
+            Ok(tx.put(rec("a", 1))?)
+        })
+        .unwrap();
+        let err = b.transact(&mut |tx| {
+            tx.put_header(b"h2")?;
+            tx.put(rec("a", 2))?;
+            tx.put(rec("b", 3))?;
+            tx.delete("a")?;
+            tx.delete_all()?;
+            Err(Error::Random)
+        });
+        assert!(matches!(err, Err(Error::Random)));
+        assert_eq!(b.read_header().unwrap().as_deref(), Some(&b"h1"[..]));
+        assert_eq!(b.list().unwrap(), vec![rec("a", 1)]);
+        assert_eq!(
+            b.find_by_tag(LookupField::UserName, &Tag([1; 32])).unwrap(),
+            Some(rec("a", 1))
+        );
+        assert_eq!(
+            b.find_by_tag(LookupField::UserName, &Tag([2; 32])).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn replacing_a_record_moves_its_tags_and_duplicates_are_refused() {
+        let b = MemoryBackend::new();
+        b.transact(&mut |tx| Ok(tx.put(rec("a", 1))?)).unwrap();
+        b.transact(&mut |tx| Ok(tx.put(rec("a", 2))?)).unwrap();
+        assert_eq!(
+            b.find_by_tag(LookupField::UserName, &Tag([1; 32])).unwrap(),
+            None
+        );
+        let dup = b.transact(&mut |tx| tx.put(rec("b", 2)).map_err(Into::into));
+        assert!(
+            matches!(dup, Err(Error::Backend(e)) if e.kind() == crate::BackendErrorKind::Conflict)
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Storage backends: where sealed records live. A backend never sees plaintext.
+//!
+//! # Writing a backend
+//! A backend stores three things and interprets none of them:
+//! - the **header**: one opaque byte string (absent until the store is created);
+//! - **records**: for each record id, the sealed bytes and up to four blind-index [`Tag`]s
+//!   ([`LookupTags`], one per [`LookupField`]);
+//! - an **index** from `(field, tag)` to record id, so [`Backend::find_by_tag`] is one indexed
+//!   lookup (a hash map, a B-tree, an SQL index — not a scan).
+//!
+//! It must provide one atomic step, [`Backend::transact`]: the closure's reads see one
+//! consistent state, no other writer (thread or process) interleaves, and its writes land all
+//! together when it returns `Ok` and not at all when it returns `Err` or the process dies. The
+//! vault does every match-then-write inside it, which is how `save_token` avoids duplicates and
+//! lost updates. Reads outside a transaction ([`Backend::get`], [`Backend::find_by_tag`],
+//! [`Backend::list`], [`Backend::read_header`]) need only see some committed state.
+//!
+//! The vault keeps tag values unique per field (it checks inside the transaction before it
+//! writes); a backend may enforce that too (SQL: a unique index per tag column), and should
+//! report a violation as [`BackendErrorKind::Conflict`](crate::BackendErrorKind::Conflict).
+//! Errors are [`BackendError`]s with a portable kind; their messages may be shown to users, so
+//! they must not include record bytes.
+//!
+//! [`testing::Instrumented`] wraps any backend to record what it is given and inject failures.
+
+mod memory;
+pub mod testing;
+
+pub use memory::MemoryBackend;
+
+pub use crate::crypto::Tag;
+pub use crate::matching::LookupField;
+use crate::store::{BackendError, Result};
+
+/// The blind-index tags of one record, one slot per [`LookupField`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LookupTags(pub [Option<Tag>; 4]);
+
+impl LookupTags {
+    /// The tag of `field`, if the record has a value there.
+    pub fn get(&self, field: LookupField) -> Option<&Tag> {
+        self.0[field.index()].as_ref()
+    }
+
+    /// Every `(field, tag)` the record has.
+    pub fn iter(&self) -> impl Iterator<Item = (LookupField, &Tag)> {
+        LookupField::ALL
+            .into_iter()
+            .filter_map(|f| self.get(f).map(|t| (f, t)))
+    }
+}
+
+/// One record as a backend stores it: id, lookup tags and sealed bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The record id (not secret; chosen by the vault or the application).
+    pub id: String,
+    /// Blind-index tags.
+    pub tags: LookupTags,
+    /// The sealed record (see SECURITY.md for the layout). Opaque to the backend.
+    pub sealed: Vec<u8>,
+}
+
+/// Storage for one store: header, sealed records and their tag index.
+///
+/// Object safe: `Box<dyn Backend>` and `Arc<dyn Backend>` are backends too.
+pub trait Backend: Send + Sync {
+    /// The header bytes, or `None` if no store has been created here.
+    ///
+    /// # Errors
+    /// A [`BackendError`] if storage cannot be read.
+    fn read_header(&self) -> Result<Option<Vec<u8>>, BackendError>;
+
+    /// The record with this id.
+    ///
+    /// # Errors
+    /// A [`BackendError`] if storage cannot be read.
+    fn get(&self, id: &str) -> Result<Option<StoredRecord>, BackendError>;
+
+    /// The record whose tag for `field` is `tag` (one indexed lookup).
+    ///
+    /// # Errors
+    /// A [`BackendError`] if storage cannot be read.
+    fn find_by_tag(
+        &self,
+        field: LookupField,
+        tag: &Tag,
+    ) -> Result<Option<StoredRecord>, BackendError>;
+
+    /// Every record, in a stable order (by id).
+    ///
+    /// # Errors
+    /// A [`BackendError`] if storage cannot be read.
+    fn list(&self) -> Result<Vec<StoredRecord>, BackendError>;
+
+    /// Runs `step` as one atomic, isolated read-modify-write (see the module docs). Returns
+    /// what `step` returned; on `Err` (from `step` or from committing) nothing was written.
+    ///
+    /// # Errors
+    /// The closure's error, or a [`BackendError`] if the transaction cannot begin or commit.
+    fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()>;
+}
+
+/// The operations available inside [`Backend::transact`]. Reads see the transaction's own
+/// writes.
+pub trait Transaction {
+    /// The header bytes, or `None` before the store is created.
+    ///
+    /// # Errors
+    /// A [`BackendError`] on a storage failure.
+    fn header(&mut self) -> Result<Option<Vec<u8>>, BackendError>;
+
+    /// Replaces the header.
+    ///
+    /// # Errors
+    /// A [`BackendError`] on a storage failure.
+    fn put_header(&mut self, header: &[u8]) -> Result<(), BackendError>;
+
+    /// The record with this id.
+    ///
+    /// # Errors
+    /// A [`BackendError`] on a storage failure.
+    fn get(&mut self, id: &str) -> Result<Option<StoredRecord>, BackendError>;
+
+    /// The record whose tag for `field` is `tag`.
+    ///
+    /// # Errors
+    /// A [`BackendError`] on a storage failure.
+    fn find_by_tag(
+        &mut self,
+        field: LookupField,
+        tag: &Tag,
+    ) -> Result<Option<StoredRecord>, BackendError>;
+
+    /// Every record, by id.
+    ///
+    /// # Errors
+    /// A [`BackendError`] on a storage failure.
+    fn list(&mut self) -> Result<Vec<StoredRecord>, BackendError>;
+
+    /// Inserts the record, or replaces the record with the same id (tags included).
+    ///
+    /// # Errors
+    /// A [`BackendError`] on a storage failure or a tag uniqueness violation.
+    fn put(&mut self, record: StoredRecord) -> Result<(), BackendError>;
+
+    /// Deletes the record with this id; `false` if there was none.
+    ///
+    /// # Errors
+    /// A [`BackendError`] on a storage failure.
+    fn delete(&mut self, id: &str) -> Result<bool, BackendError>;
+
+    /// Deletes every record (the header stays).
+    ///
+    /// # Errors
+    /// A [`BackendError`] on a storage failure.
+    fn delete_all(&mut self) -> Result<(), BackendError>;
+}
+
+macro_rules! forward_backend {
+    ($($wrapper:ty),*) => {$(
+        impl<B: Backend + ?Sized> Backend for $wrapper {
+            fn read_header(&self) -> Result<Option<Vec<u8>>, BackendError> {
+                (**self).read_header()
+            }
+            fn get(&self, id: &str) -> Result<Option<StoredRecord>, BackendError> {
+                (**self).get(id)
+            }
+            fn find_by_tag(&self, field: LookupField, tag: &Tag) -> Result<Option<StoredRecord>, BackendError> {
+                (**self).find_by_tag(field, tag)
+            }
+            fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
+                (**self).list()
+            }
+            fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
+                (**self).transact(step)
+            }
+        }
+    )*};
+}
+
+forward_backend!(Box<B>, std::sync::Arc<B>, &B);

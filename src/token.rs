@@ -1,0 +1,617 @@
+//! The token record: the Zoho SDK's ten fields, with the secret ones kept in zeroizing newtypes.
+//!
+//! An [`OAuthToken`] never prints a secret: its `Debug` redacts the four secret fields, it has no
+//! `Display`, and it is not `Serialize`. Writing the secrets out is an explicit act:
+//! [`OAuthToken::expose_secrets`] returns a view that serializes every field.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+macro_rules! secret_string {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        ///
+        /// Zeroized on drop, redacted in `Debug`, compared in constant time; the value is reachable
+        /// only through [`expose_secret`](Self::expose_secret).
+        #[derive(Clone)]
+        pub struct $name(Zeroizing<String>);
+
+        impl $name {
+            /// Wraps a secret value. The `String` is moved, not copied.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(Zeroizing::new(value.into()))
+            }
+
+            /// The secret itself. Every call site that uses it is a place where it can leak.
+            pub fn expose_secret(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+            }
+        }
+
+        impl Eq for $name {}
+    };
+}
+
+secret_string!(
+    /// The OAuth client secret.
+    ClientSecret
+);
+secret_string!(
+    /// A refresh token (long-lived; spends to get new access tokens).
+    RefreshToken
+);
+secret_string!(
+    /// An access token (short-lived bearer credential).
+    AccessToken
+);
+secret_string!(
+    /// A grant token (one-time authorization code).
+    GrantToken
+);
+
+/// The Zoho SDK's user signature: the user name (an e-mail address in Zoho's SDKs).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UserSignature(String);
+
+impl UserSignature {
+    /// Wraps a user name.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
+    /// The user name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The ten fields of a token record, in the Zoho SDK's order and with its names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenField {
+    /// `id`
+    Id,
+    /// `user_name`
+    UserName,
+    /// `client_id`
+    ClientId,
+    /// `client_secret` (secret)
+    ClientSecret,
+    /// `refresh_token` (secret)
+    RefreshToken,
+    /// `access_token` (secret)
+    AccessToken,
+    /// `grant_token` (secret)
+    GrantToken,
+    /// `expiry_time` (epoch milliseconds)
+    ExpiryTime,
+    /// `redirect_url`
+    RedirectUrl,
+    /// `api_domain`
+    ApiDomain,
+}
+
+impl TokenField {
+    /// All fields, in the Zoho SDK's column order.
+    pub const ALL: [TokenField; 10] = [
+        TokenField::Id,
+        TokenField::UserName,
+        TokenField::ClientId,
+        TokenField::ClientSecret,
+        TokenField::RefreshToken,
+        TokenField::AccessToken,
+        TokenField::GrantToken,
+        TokenField::ExpiryTime,
+        TokenField::RedirectUrl,
+        TokenField::ApiDomain,
+    ];
+
+    /// The field's JSON key (the Zoho SDK's name).
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenField::Id => "id",
+            TokenField::UserName => "user_name",
+            TokenField::ClientId => "client_id",
+            TokenField::ClientSecret => "client_secret",
+            TokenField::RefreshToken => "refresh_token",
+            TokenField::AccessToken => "access_token",
+            TokenField::GrantToken => "grant_token",
+            TokenField::ExpiryTime => "expiry_time",
+            TokenField::RedirectUrl => "redirect_url",
+            TokenField::ApiDomain => "api_domain",
+        }
+    }
+
+    /// The field with this JSON key, if any.
+    pub fn from_name(name: &str) -> Option<TokenField> {
+        TokenField::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Whether the field holds a secret.
+    pub fn is_secret(self) -> bool {
+        matches!(
+            self,
+            TokenField::ClientSecret
+                | TokenField::RefreshToken
+                | TokenField::AccessToken
+                | TokenField::GrantToken
+        )
+    }
+}
+
+/// One OAuth token record, as the Zoho SDKs define it. Every field is optional; a saved token has
+/// an `id`.
+///
+/// Empty strings are absent values: `with_user_name("")` leaves the user name unset, as an empty
+/// CSV cell or JSON string does. This is what the Zoho matching rules assume.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OAuthToken {
+    id: Option<String>,
+    user_name: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<ClientSecret>,
+    refresh_token: Option<RefreshToken>,
+    access_token: Option<AccessToken>,
+    grant_token: Option<GrantToken>,
+    expiry_time: Option<u64>,
+    redirect_url: Option<String>,
+    api_domain: Option<String>,
+}
+
+fn non_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
+/// Generates the getter, builder and setter of a string field.
+macro_rules! plain_field {
+    ($field:ident, $with:ident, $set:ident, $what:literal) => {
+        #[doc = concat!("The ", $what, ", if set.")]
+        pub fn $field(&self) -> Option<&str> {
+            self.$field.as_deref()
+        }
+        #[doc = concat!("Sets the ", $what, " (an empty string leaves it unset).")]
+        pub fn $with(mut self, value: impl Into<String>) -> Self {
+            self.$set(Some(value.into()));
+            self
+        }
+        #[doc = concat!("Sets or clears the ", $what, " (an empty string clears it).")]
+        pub fn $set(&mut self, value: Option<String>) {
+            self.$field = value.and_then(non_empty);
+        }
+    };
+}
+
+/// Generates the getter, builder and setter of a secret field.
+macro_rules! secret_field {
+    ($field:ident, $with:ident, $set:ident, $ty:ident, $what:literal) => {
+        #[doc = concat!("The ", $what, ", if set.")]
+        pub fn $field(&self) -> Option<&$ty> {
+            self.$field.as_ref()
+        }
+        #[doc = concat!("Sets the ", $what, " (an empty string leaves it unset).")]
+        pub fn $with(mut self, value: impl Into<String>) -> Self {
+            self.$set(Some(value.into()));
+            self
+        }
+        #[doc = concat!("Sets or clears the ", $what, " (an empty string clears it).")]
+        pub fn $set(&mut self, value: Option<String>) {
+            self.$field = value.and_then(non_empty).map($ty::new);
+        }
+    };
+}
+
+impl OAuthToken {
+    /// A token with no field set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    plain_field!(id, with_id, set_id, "record id");
+    plain_field!(user_name, with_user_name, set_user_name, "user name");
+    plain_field!(client_id, with_client_id, set_client_id, "client id");
+    secret_field!(
+        client_secret,
+        with_client_secret,
+        set_client_secret,
+        ClientSecret,
+        "client secret"
+    );
+    secret_field!(
+        refresh_token,
+        with_refresh_token,
+        set_refresh_token,
+        RefreshToken,
+        "refresh token"
+    );
+    secret_field!(
+        access_token,
+        with_access_token,
+        set_access_token,
+        AccessToken,
+        "access token"
+    );
+    secret_field!(
+        grant_token,
+        with_grant_token,
+        set_grant_token,
+        GrantToken,
+        "grant token"
+    );
+    plain_field!(
+        redirect_url,
+        with_redirect_url,
+        set_redirect_url,
+        "redirect URL"
+    );
+    plain_field!(api_domain, with_api_domain, set_api_domain, "API domain");
+
+    /// The user signature (the user name), as the Zoho SDK calls it.
+    pub fn user_signature(&self) -> Option<UserSignature> {
+        self.user_name.clone().map(UserSignature)
+    }
+
+    /// The expiry time in epoch milliseconds, as the Zoho SDK stores it.
+    pub fn expiry_time(&self) -> Option<u64> {
+        self.expiry_time
+    }
+
+    /// Sets the expiry time in epoch milliseconds.
+    pub fn with_expiry_time(mut self, epoch_millis: u64) -> Self {
+        self.expiry_time = Some(epoch_millis);
+        self
+    }
+
+    /// Sets or clears the expiry time in epoch milliseconds.
+    pub fn set_expiry_time(&mut self, epoch_millis: Option<u64>) {
+        self.expiry_time = epoch_millis;
+    }
+
+    /// Sets the expiry to `lifetime` after `now` (e.g. from an OAuth `expires_in`).
+    pub fn with_expiry_after(self, now: SystemTime, lifetime: Duration) -> Self {
+        let at = now + lifetime;
+        let millis = at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        self.with_expiry_time(u64::try_from(millis).unwrap_or(u64::MAX))
+    }
+
+    /// When the access token expires, if the record says.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expiry_time
+            .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+    }
+
+    /// Whether the access token has expired at `now`. A token with no expiry time counts as
+    /// expired, so that a caller refreshes it rather than sends a token of unknown age.
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        self.expires_at().is_none_or(|at| at <= now)
+    }
+
+    /// Whether the access token has expired now.
+    pub fn is_expired(&self) -> bool {
+        self.is_expired_at(SystemTime::now())
+    }
+
+    /// Whether the access token expires within `window` from now (or has expired).
+    pub fn expires_within(&self, window: Duration) -> bool {
+        self.is_expired_at(SystemTime::now() + window)
+    }
+
+    /// Fills every field this token lacks from `stored`: the Zoho SDK's merge, used both by
+    /// `find_token` (stored record merged into the query) and by `save_token` (new values win,
+    /// missing ones keep their stored values).
+    pub fn fill_missing_from(&mut self, stored: &OAuthToken) {
+        fn fill<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>) {
+            if mine.is_none() {
+                mine.clone_from(theirs);
+            }
+        }
+        fill(&mut self.id, &stored.id);
+        fill(&mut self.user_name, &stored.user_name);
+        fill(&mut self.client_id, &stored.client_id);
+        fill(&mut self.client_secret, &stored.client_secret);
+        fill(&mut self.refresh_token, &stored.refresh_token);
+        fill(&mut self.access_token, &stored.access_token);
+        fill(&mut self.grant_token, &stored.grant_token);
+        fill(&mut self.expiry_time, &stored.expiry_time);
+        fill(&mut self.redirect_url, &stored.redirect_url);
+        fill(&mut self.api_domain, &stored.api_domain);
+    }
+
+    /// Whether the token carries at least one of access, refresh or grant token: the Zoho rule
+    /// for a record that may be inserted.
+    pub fn has_any_token(&self) -> bool {
+        self.access_token.is_some() || self.refresh_token.is_some() || self.grant_token.is_some()
+    }
+
+    /// A field's value as text, secrets included (hence the name); `None` when unset.
+    pub fn expose_field(&self, field: TokenField) -> Option<Zeroizing<String>> {
+        let text = match field {
+            TokenField::Id => self.id.clone(),
+            TokenField::UserName => self.user_name.clone(),
+            TokenField::ClientId => self.client_id.clone(),
+            TokenField::ClientSecret => self
+                .client_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            TokenField::RefreshToken => self
+                .refresh_token
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            TokenField::AccessToken => self
+                .access_token
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            TokenField::GrantToken => self
+                .grant_token
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            TokenField::ExpiryTime => self.expiry_time.map(|t| t.to_string()),
+            TokenField::RedirectUrl => self.redirect_url.clone(),
+            TokenField::ApiDomain => self.api_domain.clone(),
+        };
+        text.map(Zeroizing::new)
+    }
+
+    /// A view of this token that serializes every field, secrets included, with the Zoho SDK's
+    /// JSON keys. Use it to export; never to log.
+    pub fn expose_secrets(&self) -> ExposeSecrets<'_> {
+        ExposeSecrets {
+            token: self,
+            with_id: true,
+        }
+    }
+
+    /// The sealed-record body: every field but the id, which the associated data binds.
+    pub(crate) fn expose_secrets_without_id(&self) -> ExposeSecrets<'_> {
+        ExposeSecrets {
+            token: self,
+            with_id: false,
+        }
+    }
+}
+
+impl fmt::Debug for OAuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthToken")
+            .field("id", &self.id)
+            .field("user_name", &self.user_name)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("refresh_token", &self.refresh_token)
+            .field("access_token", &self.access_token)
+            .field("grant_token", &self.grant_token)
+            .field("expiry_time", &self.expiry_time)
+            .field("redirect_url", &self.redirect_url)
+            .field("api_domain", &self.api_domain)
+            .finish()
+    }
+}
+
+/// Serializes a token with its secrets; see [`OAuthToken::expose_secrets`].
+pub struct ExposeSecrets<'a> {
+    token: &'a OAuthToken,
+    with_id: bool,
+}
+
+impl Serialize for ExposeSecrets<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let t = self.token;
+        let mut s = serializer.serialize_struct("OAuthToken", 10)?;
+        let expiry = t.expiry_time.map(|ms| ms.to_string());
+        let fields: [(&str, Option<&str>); 10] = [
+            ("id", t.id.as_deref().filter(|_| self.with_id)),
+            ("user_name", t.user_name.as_deref()),
+            ("client_id", t.client_id.as_deref()),
+            (
+                "client_secret",
+                t.client_secret.as_ref().map(ClientSecret::expose_secret),
+            ),
+            (
+                "refresh_token",
+                t.refresh_token.as_ref().map(RefreshToken::expose_secret),
+            ),
+            (
+                "access_token",
+                t.access_token.as_ref().map(AccessToken::expose_secret),
+            ),
+            (
+                "grant_token",
+                t.grant_token.as_ref().map(GrantToken::expose_secret),
+            ),
+            ("expiry_time", expiry.as_deref()),
+            ("redirect_url", t.redirect_url.as_deref()),
+            ("api_domain", t.api_domain.as_deref()),
+        ];
+        for (key, value) in fields {
+            match value {
+                Some(v) => s.serialize_field(key, v)?,
+                None => s.skip_field(key)?,
+            }
+        }
+        s.end()
+    }
+}
+
+/// `expiry_time` in JSON: the Zoho SDKs write a string of digits; a number is accepted too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ExpiryJson {
+    Text(String),
+    Number(u64),
+}
+
+/// Parses an `expiry_time` value: epoch milliseconds as a string of ASCII digits.
+pub(crate) fn parse_expiry(text: &str) -> Result<Option<u64>, &'static str> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("expiry_time must be epoch milliseconds (digits only)");
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| "expiry_time is too large")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenJson {
+    id: Option<String>,
+    user_name: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    refresh_token: Option<String>,
+    access_token: Option<String>,
+    grant_token: Option<String>,
+    expiry_time: Option<ExpiryJson>,
+    #[serde(alias = "redirect_uri")]
+    redirect_url: Option<String>,
+    api_domain: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for OAuthToken {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = TokenJson::deserialize(deserializer)?;
+        let expiry_time = match json.expiry_time {
+            None => None,
+            Some(ExpiryJson::Number(ms)) => Some(ms),
+            Some(ExpiryJson::Text(text)) => {
+                parse_expiry(&text).map_err(serde::de::Error::custom)?
+            }
+        };
+        let mut token = OAuthToken {
+            expiry_time,
+            ..OAuthToken::default()
+        };
+        token.set_id(json.id);
+        token.set_user_name(json.user_name);
+        token.set_client_id(json.client_id);
+        token.set_client_secret(json.client_secret);
+        token.set_refresh_token(json.refresh_token);
+        token.set_access_token(json.access_token);
+        token.set_grant_token(json.grant_token);
+        token.set_redirect_url(json.redirect_url);
+        token.set_api_domain(json.api_domain);
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> OAuthToken {
+        OAuthToken::new()
+            .with_id("7")
+            .with_user_name("ann@example.com")
+            .with_client_id("1000.CLIENT")
+            .with_client_secret("s3cr3t-client")
+            .with_refresh_token("r3fr3sh")
+            .with_access_token("acc3ss")
+            .with_grant_token("gr4nt")
+            .with_expiry_time(1_700_000_000_000)
+            .with_redirect_url("https://example.com/cb")
+            .with_api_domain("https://www.zohoapis.com")
+    }
+
+    #[test]
+    fn debug_redacts_every_secret() {
+        let text = format!("{:?} {:#?}", full(), full());
+        for secret in ["s3cr3t-client", "r3fr3sh", "acc3ss", "gr4nt"] {
+            assert!(!text.contains(secret), "{secret} leaked into {text}");
+        }
+        assert!(text.contains("ann@example.com"));
+        assert!(text.contains("AccessToken(<redacted>)"));
+    }
+
+    #[test]
+    fn json_uses_zoho_keys_and_round_trips() {
+        let json = serde_json::to_value(full().expose_secrets()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected: Vec<&str> = TokenField::ALL.iter().map(|f| f.name()).collect();
+        expected.sort_unstable();
+        let mut keys_sorted = keys.clone();
+        keys_sorted.sort_unstable();
+        assert_eq!(keys_sorted, expected);
+        assert_eq!(json["expiry_time"], "1700000000000");
+        let back: OAuthToken = serde_json::from_value(json).unwrap();
+        assert_eq!(back, full());
+    }
+
+    #[test]
+    fn json_accepts_numeric_expiry_and_redirect_uri_alias() {
+        let t: OAuthToken = serde_json::from_str(
+            r#"{"user_name":"u","expiry_time":12,"redirect_uri":"https://x/cb"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.expiry_time(), Some(12));
+        assert_eq!(t.redirect_url(), Some("https://x/cb"));
+    }
+
+    #[test]
+    fn json_rejects_unknown_keys_and_bad_expiry() {
+        assert!(serde_json::from_str::<OAuthToken>(r#"{"refreshToken":"x"}"#).is_err());
+        let err = serde_json::from_str::<OAuthToken>(r#"{"expiry_time":"12a"}"#).unwrap_err();
+        assert!(err.to_string().contains("epoch milliseconds"));
+    }
+
+    #[test]
+    fn empty_strings_are_absent() {
+        let t: OAuthToken =
+            serde_json::from_str(r#"{"user_name":"","access_token":"","expiry_time":""}"#).unwrap();
+        assert_eq!(t, OAuthToken::new());
+        assert_eq!(OAuthToken::new().with_user_name(""), OAuthToken::new());
+    }
+
+    #[test]
+    fn expiry_helpers() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let t = OAuthToken::new().with_expiry_after(now, Duration::from_secs(60));
+        assert_eq!(t.expiry_time(), Some(1_060_000));
+        assert!(!t.is_expired_at(now));
+        assert!(t.is_expired_at(now + Duration::from_secs(60)));
+        assert!(
+            OAuthToken::new().is_expired_at(now),
+            "no expiry counts as expired"
+        );
+        let later =
+            OAuthToken::new().with_expiry_after(SystemTime::now(), Duration::from_secs(3600));
+        assert!(!later.expires_within(Duration::from_secs(60)));
+        assert!(later.expires_within(Duration::from_secs(7200)));
+    }
+
+    #[test]
+    fn merge_fills_only_missing_fields() {
+        let mut partial = OAuthToken::new()
+            .with_user_name("bob")
+            .with_access_token("new");
+        partial.fill_missing_from(&full());
+        assert_eq!(partial.user_name(), Some("bob"));
+        assert_eq!(partial.access_token().unwrap().expose_secret(), "new");
+        assert_eq!(partial.refresh_token().unwrap().expose_secret(), "r3fr3sh");
+        assert_eq!(partial.id(), Some("7"));
+    }
+}

@@ -1,0 +1,560 @@
+//! `EncryptedStore`: the `TokenStore` that seals every record and delegates storage to a
+//! [`Backend`].
+
+mod maintenance;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+pub use maintenance::{KeyUsage, RotationReport, SlotInfo, VerifyReport};
+
+use crate::backend::{Backend, LookupTags, StoredRecord, Transaction};
+use crate::crypto::{AeadKey, Argon2Params, IndexKey, Key, label, random_array, role};
+use crate::format::header::{self, DataKeyEntry, Header, SlotKind};
+use crate::format::record::{self, OpenFailure, RECORD_VERSION};
+use crate::keys::Credential;
+use crate::matching::{self, LookupField};
+use crate::store::{Error, Result, Subject, TokenStore};
+use crate::token::OAuthToken;
+
+/// Seals are reserved in the header this many at a time, so a save does not rewrite it.
+const SEAL_BLOCK: u64 = 4096;
+/// Random 96-bit nonces allow 2^32 seals per key (NIST SP 800-38D §8.3).
+pub(crate) const SEAL_LIMIT: u64 = 1 << 32;
+/// From here on, every reservation warns that the key should be rotated.
+pub(crate) const SEAL_WARNING: u64 = 1 << 31;
+
+/// Options for creating a store.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreOptions {
+    /// Argon2id cost of passphrase slots (RFC 9106's m = 64 MiB, t = 3, p = 4 by default).
+    pub argon2: Argon2Params,
+}
+
+/// A token store that seals every record with AES-256-GCM before handing it to its backend.
+///
+/// It exists only unlocked: [`create`](Self::create) and [`open`](Self::open) are the only
+/// ways to get one, and both need a [`Credential`]. Keys are zeroized when it is dropped.
+pub struct EncryptedStore<B: Backend> {
+    backend: B,
+    store_id: [u8; 16],
+    store_key: Key<role::Store>,
+    header_mac_key: Key<role::Data>,
+    wrap_key: AeadKey,
+    index: IndexKey,
+    /// The header as last read, with its data keys unwrapped. Replaced (never mutated) when
+    /// another writer changed the header; never held across a backend call.
+    current: RwLock<Arc<HeaderState>>,
+    reservation: Mutex<Reservation>,
+    opened_slot: u32,
+}
+
+pub(crate) struct HeaderState {
+    bytes: Vec<u8>,
+    header: Header,
+    data_keys: BTreeMap<u32, AeadKey>,
+}
+
+/// Seals this process may still use without touching the header.
+#[derive(Default)]
+struct Reservation {
+    key_id: u32,
+    remaining: u64,
+}
+
+impl<B: Backend> std::fmt::Debug for EncryptedStore<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptedStore")
+            .field("store_id", &hex_id(&self.store_id))
+            .finish_non_exhaustive()
+    }
+}
+
+fn hex_id(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn tampered(id: &str) -> Error {
+    Error::Tampered {
+        what: Subject::Record(id.to_owned()),
+    }
+}
+
+impl<B: Backend> EncryptedStore<B> {
+    /// Creates a new store in `backend`, unlocked by `credential`, with default options.
+    ///
+    /// # Errors
+    /// [`Error::StoreExists`] if the backend already holds a store; [`Error::Backend`] on a
+    /// storage failure; [`Error::Random`] if the OS random number generator fails.
+    pub fn create(backend: B, credential: &Credential) -> Result<Self> {
+        Self::create_with(backend, credential, StoreOptions::default())
+    }
+
+    /// Creates a new store with `options`.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub fn create_with(backend: B, credential: &Credential, options: StoreOptions) -> Result<Self> {
+        let store_id: [u8; 16] = random_array()?;
+        let store_key = Key::<role::Store>::random()?;
+        let slot = credential.new_slot(1, &store_id, &store_key, options.argon2)?;
+        let data_key = Key::<role::Data>::random()?;
+        let wrap_key: AeadKey = store_key.derive::<role::Data>(label::DATA_KEY_WRAP).aead();
+        let header = Header {
+            store_id,
+            store_key_commitment: store_key.commitment(),
+            slots: vec![slot],
+            keys: vec![DataKeyEntry {
+                id: 1,
+                seals: 0,
+                commitment: data_key.commitment(),
+                wrapped: wrap_key.wrap_key(&data_key, &header::data_key_ad(&store_id, 1))?,
+            }],
+            active_key: 1,
+        };
+        let mac_key: Key<role::Data> = store_key.derive(label::HEADER_MAC);
+        let bytes = header.write(mac_key.expose());
+        backend.transact(&mut |tx| {
+            if tx.header()?.is_some() || !tx.list()?.is_empty() {
+                return Err(Error::StoreExists);
+            }
+            tx.put_header(&bytes)?;
+            Ok(())
+        })?;
+        Self::unlocked(backend, store_key, 1, bytes)
+    }
+
+    /// Opens the store in `backend` with `credential`.
+    ///
+    /// The header is parsed and its Argon2id parameters bounded before any KDF runs; the
+    /// credential is tried on every slot of its kind; the unwrapped store key must match the
+    /// header's commitment, and the header's MAC must verify before anything else in it is used.
+    ///
+    /// # Errors
+    /// [`Error::NoStore`] if there is none; [`Error::WrongKey`] if no slot opens;
+    /// [`Error::NoMatchingSlot`] if the store has no slot of the credential's kind;
+    /// [`Error::KdfParamsOutOfBounds`], [`Error::UnsupportedFormat`] or [`Error::Tampered`]
+    /// for a hostile or damaged header; [`Error::Backend`] on a storage failure.
+    pub fn open(backend: B, credential: &Credential) -> Result<Self> {
+        let bytes = backend.read_header()?.ok_or(Error::NoStore)?;
+        let header = Header::read(&bytes)?;
+        let mut fitting = header
+            .slots
+            .iter()
+            .filter(|s| credential.fits(&s.kind))
+            .peekable();
+        if fitting.peek().is_none() {
+            let available = header
+                .slots
+                .iter()
+                .map(|s| maintenance::slot_kind_name(&s.kind))
+                .collect::<Vec<_>>();
+            return Err(Error::NoMatchingSlot {
+                kind: credential.kind_name(),
+                available: available.join(", "),
+            });
+        }
+        for slot in fitting {
+            let Some(kek) = credential.kek_for(&slot.kind)? else {
+                continue;
+            };
+            let wrapped = match &slot.kind {
+                SlotKind::Passphrase { wrapped, .. } | SlotKind::RawKey { wrapped, .. } => wrapped,
+                SlotKind::Unknown { .. } => continue,
+            };
+            let Ok(store_key) = kek
+                .aead()
+                .unwrap_key::<role::Store>(wrapped, &slot.wrap_ad(&header.store_id))
+            else {
+                continue;
+            };
+            if !store_key.matches_commitment(&header.store_key_commitment) {
+                return Err(Error::Tampered {
+                    what: Subject::KeySlot(slot.id),
+                });
+            }
+            return Self::unlocked(backend, store_key, slot.id, bytes);
+        }
+        Err(Error::WrongKey)
+    }
+
+    fn unlocked(
+        backend: B,
+        store_key: Key<role::Store>,
+        opened_slot: u32,
+        header_bytes: Vec<u8>,
+    ) -> Result<Self> {
+        let header_mac_key = store_key.derive(label::HEADER_MAC);
+        let wrap_key = store_key.derive::<role::Data>(label::DATA_KEY_WRAP).aead();
+        let index = IndexKey::new(&store_key);
+        let header = Header::read(&header_bytes)?;
+        let mut store = Self {
+            backend,
+            store_id: header.store_id,
+            store_key,
+            header_mac_key,
+            wrap_key,
+            index,
+            current: RwLock::new(Arc::new(HeaderState {
+                bytes: Vec::new(),
+                header,
+                data_keys: BTreeMap::new(),
+            })),
+            reservation: Mutex::new(Reservation::default()),
+            opened_slot,
+        };
+        let state = store.load(header_bytes)?;
+        *store
+            .current
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(state);
+        Ok(store)
+    }
+
+    /// Parses and authenticates header bytes and unwraps its data keys.
+    fn load(&self, bytes: Vec<u8>) -> Result<HeaderState> {
+        let header = Header::read(&bytes)?;
+        Header::verify_mac(&bytes, self.header_mac_key.expose())?;
+        if header.store_id != self.store_id
+            || !self
+                .store_key
+                .matches_commitment(&header.store_key_commitment)
+        {
+            return Err(Error::Tampered {
+                what: Subject::Header,
+            });
+        }
+        let mut data_keys = BTreeMap::new();
+        for entry in &header.keys {
+            let ad = header::data_key_ad(&self.store_id, entry.id);
+            let key: Key<role::Data> =
+                self.wrap_key
+                    .unwrap_key(&entry.wrapped, &ad)
+                    .map_err(|_| Error::Tampered {
+                        what: Subject::DataKey(entry.id),
+                    })?;
+            if !key.matches_commitment(&entry.commitment) {
+                return Err(Error::Tampered {
+                    what: Subject::DataKey(entry.id),
+                });
+            }
+            data_keys.insert(entry.id, key.aead());
+        }
+        Ok(HeaderState {
+            bytes,
+            header,
+            data_keys,
+        })
+    }
+
+    fn state(&self) -> Arc<HeaderState> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The state for header bytes just read from the backend: the cached one if unchanged,
+    /// else freshly loaded (another process passed, changed a passphrase or rotated).
+    fn sync(&self, bytes: Option<Vec<u8>>) -> Result<Arc<HeaderState>> {
+        let bytes = bytes.ok_or(Error::NoStore)?;
+        let cached = self.state();
+        if cached.bytes == bytes {
+            return Ok(cached);
+        }
+        let fresh = Arc::new(self.load(bytes)?);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh.clone();
+        Ok(fresh)
+    }
+
+    /// The backend this store delegates to.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The store id (random, 16 bytes, hex): names the store in key slots and the keychain.
+    pub fn store_id(&self) -> String {
+        hex_id(&self.store_id)
+    }
+
+    /// Blind-index tags of `token`'s lookup fields.
+    fn tags_of(&self, token: &OAuthToken) -> LookupTags {
+        let mut tags = LookupTags::default();
+        for field in LookupField::ALL {
+            tags.0[field.index()] = field.value_in(token).map(|v| self.index.tag(field, v));
+        }
+        tags
+    }
+
+    /// The header state that can open `record`: the cached one, or the header re-read once if
+    /// the record names a key this handle has not seen (another process rotated).
+    fn state_for(&self, record: &StoredRecord) -> Result<Arc<HeaderState>> {
+        let state = self.state();
+        match record::key_id_of(&record.sealed) {
+            Ok(key_id) if !state.data_keys.contains_key(&key_id) => {
+                self.sync(self.backend.read_header()?)
+            }
+            _ => Ok(state),
+        }
+    }
+
+    fn open_with(&self, state: &HeaderState, record: &StoredRecord) -> Result<OAuthToken> {
+        if record.sealed.first() != Some(&RECORD_VERSION) && !record.sealed.is_empty() {
+            return Err(Error::UnsupportedFormat {
+                what: "record format version",
+                detail: format!("{} in record {:?}", record.sealed[0], record.id),
+            });
+        }
+        let key_id = record::key_id_of(&record.sealed).map_err(|_| tampered(&record.id))?;
+        let key = state
+            .data_keys
+            .get(&key_id)
+            .ok_or_else(|| Error::UnknownKey {
+                what: Subject::Record(record.id.clone()),
+                key_id,
+            })?;
+        let ad = record::associated_data(&self.store_id, key_id, &record.id);
+        let mut token =
+            record::open(&record.sealed, key_id, key, &ad).map_err(|failure| match failure {
+                OpenFailure::Tampered => tampered(&record.id),
+                OpenFailure::UnsupportedVersion(v) => Error::UnsupportedFormat {
+                    what: "record format version",
+                    detail: v.to_string(),
+                },
+            })?;
+        token.set_id(Some(record.id.clone()));
+        Ok(token)
+    }
+
+    /// Opens a record found by `field = value` and checks that it really has that value: tags
+    /// sit beside the sealed bytes, outside its authentication, so a swapped tag must not
+    /// return another user's token.
+    fn open_found(
+        &self,
+        state: &HeaderState,
+        record: &StoredRecord,
+        field: LookupField,
+        value: &str,
+    ) -> Result<OAuthToken> {
+        let token = self.open_with(state, record)?;
+        if field.value_in(&token) != Some(value) {
+            return Err(tampered(&record.id));
+        }
+        Ok(token)
+    }
+
+    /// Takes `n` seals of the active key: from this process's reserved block if it has them,
+    /// else by reserving a new block in the header inside `tx`. The new block is returned, to
+    /// be installed only once the transaction has committed.
+    fn take_seals(
+        &self,
+        tx: &mut dyn Transaction,
+        state: &HeaderState,
+        n: u64,
+    ) -> Result<Option<Reservation>> {
+        let active = state.header.active_key;
+        {
+            let mut r = self
+                .reservation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if r.key_id == active && r.remaining >= n {
+                r.remaining -= n;
+                return Ok(None);
+            }
+        }
+        let mut header = state.header.clone();
+        let entry = header
+            .key_mut(active)
+            .expect("active key is in the header (checked at parse)");
+        let available = SEAL_LIMIT.saturating_sub(entry.seals);
+        if available < n {
+            return Err(Error::SealLimitReached { key_id: active });
+        }
+        let block = n.max(SEAL_BLOCK).min(available);
+        entry.seals += block;
+        if entry.seals >= SEAL_WARNING {
+            log::warn!(
+                "data key {active} has reserved {} of its 2^32 seals: rotate the data key (`tokenvault rotate`)",
+                entry.seals
+            );
+        }
+        tx.put_header(&header.write(self.header_mac_key.expose()))?;
+        Ok(Some(Reservation {
+            key_id: active,
+            remaining: block - n,
+        }))
+    }
+
+    fn install(&self, reservation: Option<Reservation>) {
+        if let Some(r) = reservation {
+            *self
+                .reservation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = r;
+        }
+    }
+
+    /// Seals `token` as record `id` under the active data key.
+    fn seal(&self, state: &HeaderState, token: &OAuthToken, id: &str) -> Result<StoredRecord> {
+        let key_id = state.header.active_key;
+        let key = state
+            .data_keys
+            .get(&key_id)
+            .expect("every header key is unwrapped at load");
+        let ad = record::associated_data(&self.store_id, key_id, id);
+        Ok(StoredRecord {
+            id: id.to_owned(),
+            tags: self.tags_of(token),
+            sealed: record::seal(token, key, key_id, &ad)?,
+        })
+    }
+
+    /// Rewrites the header inside one transaction.
+    fn update_header(&self, mutate: &mut dyn FnMut(&mut Header) -> Result<()>) -> Result<()> {
+        self.backend.transact(&mut |tx| {
+            let state = self.sync(tx.header()?)?;
+            let mut header = state.header.clone();
+            mutate(&mut header)?;
+            tx.put_header(&header.write(self.header_mac_key.expose()))?;
+            Ok(())
+        })
+    }
+
+    /// The record `save_token` updates, found inside the transaction.
+    fn save_target(
+        &self,
+        tx: &mut dyn Transaction,
+        state: &HeaderState,
+        token: &OAuthToken,
+    ) -> Result<Option<OAuthToken>> {
+        if let Some(id) = token.id() {
+            return tx.get(id)?.map(|r| self.open_with(state, &r)).transpose();
+        }
+        for (field, value) in matching::lookups(token) {
+            if let Some(record) = tx.find_by_tag(field, &self.index.tag(field, value))? {
+                return self.open_found(state, &record, field, value).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A fresh record id: 64 random bits as 16 hex digits.
+fn new_record_id(tx: &mut dyn Transaction) -> Result<String> {
+    loop {
+        let id = hex_id(&random_array::<8>()?);
+        if tx.get(&id)?.is_none() {
+            return Ok(id);
+        }
+    }
+}
+
+impl<B: Backend> TokenStore for EncryptedStore<B> {
+    fn find_token(&self, query: &OAuthToken) -> Result<Option<OAuthToken>> {
+        for (field, value) in matching::lookups(query) {
+            if let Some(record) = self
+                .backend
+                .find_by_tag(field, &self.index.tag(field, value))?
+            {
+                let stored = self.open_found(&*self.state_for(&record)?, &record, field, value)?;
+                let mut merged = query.clone();
+                merged.fill_missing_from(&stored);
+                return Ok(Some(merged));
+            }
+        }
+        Ok(None)
+    }
+
+    fn save_token(&self, token: &mut OAuthToken) -> Result<()> {
+        let mut outcome = None;
+        self.backend.transact(&mut |tx| {
+            let state = self.sync(tx.header()?)?;
+            let mut merged = token.clone();
+            let id = match self.save_target(tx, &state, token)? {
+                Some(stored) => {
+                    merged.fill_missing_from(&stored);
+                    stored
+                        .id()
+                        .expect("opened records carry their id")
+                        .to_owned()
+                }
+                None if !token.has_any_token() => {
+                    return Err(Error::InvalidToken {
+                        reason: "a new record needs an access, refresh or grant token",
+                    });
+                }
+                None => match token.id() {
+                    Some(id) => id.to_owned(),
+                    None => new_record_id(tx)?,
+                },
+            };
+            merged.set_id(Some(id.clone()));
+            let record = self.seal_checked(tx, &state, &merged, &id, &mut outcome)?;
+            tx.put(record)?;
+            Ok(())
+        })?;
+        let (merged, reservation) = outcome.expect("set by a committed step");
+        self.install(reservation);
+        *token = merged;
+        Ok(())
+    }
+
+    fn delete_token(&self, id: &str) -> Result<()> {
+        self.backend.transact(&mut |tx| {
+            if tx.delete(id)? {
+                Ok(())
+            } else {
+                Err(Error::NotFound { id: id.to_owned() })
+            }
+        })
+    }
+
+    fn get_tokens(&self) -> Result<Vec<OAuthToken>> {
+        let records = self.backend.list()?;
+        let mut tokens = Vec::with_capacity(records.len());
+        for record in &records {
+            tokens.push(self.open_with(&*self.state_for(record)?, record)?);
+        }
+        Ok(tokens)
+    }
+
+    fn delete_tokens(&self) -> Result<()> {
+        self.backend.transact(&mut |tx| Ok(tx.delete_all()?))
+    }
+
+    fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>> {
+        self.backend
+            .get(id)?
+            .map(|r| self.open_with(&*self.state_for(&r)?, &r))
+            .transpose()
+    }
+}
+
+impl<B: Backend> EncryptedStore<B> {
+    /// Checks that no other record holds one of `token`'s lookup values, then seals it.
+    fn seal_checked(
+        &self,
+        tx: &mut dyn Transaction,
+        state: &HeaderState,
+        token: &OAuthToken,
+        id: &str,
+        outcome: &mut Option<(OAuthToken, Option<Reservation>)>,
+    ) -> Result<StoredRecord> {
+        let tags = self.tags_of(token);
+        for (field, tag) in tags.iter() {
+            if let Some(other) = tx.find_by_tag(field, tag)? {
+                if other.id != id {
+                    return Err(Error::Conflict {
+                        field,
+                        existing_id: other.id,
+                    });
+                }
+            }
+        }
+        let reservation = self.take_seals(tx, state, 1)?;
+        let record = self.seal(state, token, id)?;
+        *outcome = Some((token.clone(), reservation));
+        Ok(record)
+    }
+}

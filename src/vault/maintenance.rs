@@ -1,0 +1,330 @@
+//! Key maintenance on an open store: passphrase change, key slots, data-key rotation, verify.
+
+use super::{EncryptedStore, HeaderState, SEAL_LIMIT, SEAL_WARNING, tampered};
+use crate::backend::Backend;
+use crate::crypto::{Argon2Params, Key, role};
+use crate::format::header::{self, DataKeyEntry, MAX_KEYS, MAX_SLOTS, SlotKind};
+use crate::format::record;
+use crate::keys::Credential;
+use crate::store::{Error, Result};
+
+/// Records re-sealed per transaction during rotation: small enough to keep each transaction
+/// short, large enough that commits do not dominate.
+const ROTATE_BATCH: usize = 256;
+
+/// One key slot, as `slots()` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// Slot id (stable; used to remove it).
+    pub id: u32,
+    /// "passphrase", "raw key", or "unknown (code N)".
+    pub kind: String,
+    /// Whether this handle was opened through this slot.
+    pub opened_with: bool,
+}
+
+/// How much of the active data key's nonce budget is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// The active data key.
+    pub key_id: u32,
+    /// Seals reserved so far (an upper bound on seals made).
+    pub seals_reserved: u64,
+    /// 2^32: no seal beyond it.
+    pub limit: u64,
+    /// True from 2^31 on: rotate.
+    pub rotation_advised: bool,
+    /// Data keys in the header (more than one: a rotation is unfinished).
+    pub data_keys: usize,
+}
+
+/// The outcome of [`EncryptedStore::verify`].
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Records opened successfully.
+    pub ok: usize,
+    /// Records that failed, with why.
+    pub failed: Vec<(String, Error)>,
+}
+
+/// The outcome of [`EncryptedStore::rotate`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotationReport {
+    /// The new active data key.
+    pub key_id: u32,
+    /// Records re-sealed by this call.
+    pub resealed: usize,
+    /// Whether this call finished a rotation an earlier one had begun.
+    pub resumed: bool,
+}
+
+pub(super) fn slot_kind_name(kind: &SlotKind) -> String {
+    match kind {
+        SlotKind::Passphrase { .. } => "passphrase".into(),
+        SlotKind::RawKey { .. } => "raw key".into(),
+        SlotKind::Unknown { code, .. } => format!("unknown (code {code})"),
+    }
+}
+
+impl<B: Backend> EncryptedStore<B> {
+    /// Changes the passphrase: re-wraps the store key in the passphrase slot under a key
+    /// derived from `new` (fresh salt, same Argon2id cost). Records are not touched.
+    ///
+    /// The slot changed is the one this handle was opened with if it is a passphrase slot,
+    /// else the store's only passphrase slot.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] if `new` is not a passphrase or the slot to change is ambiguous or
+    /// missing; storage and integrity errors.
+    pub fn change_passphrase(&self, new: &Credential) -> Result<()> {
+        if !matches!(new, Credential::Passphrase(_)) {
+            return Err(Error::Refused {
+                reason: "the new credential is not a passphrase",
+            });
+        }
+        self.update_header(&mut |header| {
+            let passphrase_slots: Vec<usize> = (0..header.slots.len())
+                .filter(|&i| matches!(header.slots[i].kind, SlotKind::Passphrase { .. }))
+                .collect();
+            let index = passphrase_slots
+                .iter()
+                .copied()
+                .find(|&i| header.slots[i].id == self.opened_slot)
+                .or(match passphrase_slots.as_slice() {
+                    [only] => Some(*only),
+                    _ => None,
+                })
+                .ok_or(Error::Refused {
+                    reason: "no single passphrase slot to change (see slots())",
+                })?;
+            let SlotKind::Passphrase { params, .. } = header.slots[index].kind else {
+                unreachable!()
+            };
+            let id = header.slots[index].id;
+            header.slots[index] = new.new_slot(id, &self.store_id, &self.store_key, params)?;
+            Ok(())
+        })
+    }
+
+    /// Adds a key slot for `credential` (Argon2id cost `argon2` if it is a passphrase) and
+    /// returns its id.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] past 32 slots; storage and integrity errors.
+    pub fn add_slot(&self, credential: &Credential, argon2: Argon2Params) -> Result<u32> {
+        let mut added = 0;
+        self.update_header(&mut |header| {
+            if header.slots.len() >= MAX_SLOTS {
+                return Err(Error::Refused {
+                    reason: "a store holds at most 32 key slots",
+                });
+            }
+            added = header.slots.iter().map(|s| s.id).max().unwrap_or(0) + 1;
+            header.slots.push(credential.new_slot(
+                added,
+                &self.store_id,
+                &self.store_key,
+                argon2,
+            )?);
+            Ok(())
+        })?;
+        Ok(added)
+    }
+
+    /// Removes key slot `id`. The last slot cannot be removed.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] for the last slot or an unknown id; storage and integrity errors.
+    pub fn remove_slot(&self, id: u32) -> Result<()> {
+        self.update_header(&mut |header| {
+            if header.slots.len() == 1 {
+                return Err(Error::Refused {
+                    reason: "cannot remove the last key slot",
+                });
+            }
+            let before = header.slots.len();
+            header.slots.retain(|s| s.id != id);
+            if header.slots.len() == before {
+                return Err(Error::Refused {
+                    reason: "no key slot with that id",
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// The store's key slots.
+    ///
+    /// # Errors
+    /// Storage and integrity errors (the header is re-read).
+    pub fn slots(&self) -> Result<Vec<SlotInfo>> {
+        let state = self.sync(self.backend.read_header()?)?;
+        Ok(state
+            .header
+            .slots
+            .iter()
+            .map(|s| SlotInfo {
+                id: s.id,
+                kind: slot_kind_name(&s.kind),
+                opened_with: s.id == self.opened_slot,
+            })
+            .collect())
+    }
+
+    /// Nonce budget of the active data key.
+    ///
+    /// # Errors
+    /// Storage and integrity errors (the header is re-read).
+    pub fn key_usage(&self) -> Result<KeyUsage> {
+        let state = self.sync(self.backend.read_header()?)?;
+        let active = state
+            .header
+            .key(state.header.active_key)
+            .expect("checked at parse");
+        Ok(KeyUsage {
+            key_id: active.id,
+            seals_reserved: active.seals,
+            limit: SEAL_LIMIT,
+            rotation_advised: active.seals >= SEAL_WARNING,
+            data_keys: state.header.keys.len(),
+        })
+    }
+
+    /// Rotates the data key: a new random key becomes active, every record is re-sealed under
+    /// it in batches, and the old key is dropped from the header once no record uses it.
+    /// Records stay readable throughout; an interrupted rotation is finished by the next call.
+    ///
+    /// # Errors
+    /// Storage and integrity errors; a record that fails to open stops the rotation (run
+    /// [`verify`](Self::verify)) and leaves the store readable.
+    pub fn rotate(&self) -> Result<RotationReport> {
+        self.rotate_with_progress(&mut |_, _| {})
+    }
+
+    /// [`rotate`](Self::rotate), calling `progress(done, total)` after each batch.
+    ///
+    /// # Errors
+    /// As [`rotate`](Self::rotate).
+    pub fn rotate_with_progress(
+        &self,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<RotationReport> {
+        let mut resumed = false;
+        self.update_header(&mut |header| {
+            resumed = header.keys.len() > 1;
+            if resumed {
+                return Ok(()); // finish the rotation already begun, towards its active key
+            }
+            if header.keys.len() >= MAX_KEYS {
+                return Err(Error::Refused {
+                    reason: "too many data keys",
+                });
+            }
+            let id = header.keys.iter().map(|k| k.id).max().unwrap_or(0) + 1;
+            let key = Key::<role::Data>::random()?;
+            let wrapped = self
+                .wrap_key
+                .wrap_key(&key, &header::data_key_ad(&self.store_id, id))?;
+            header.keys.push(DataKeyEntry {
+                id,
+                seals: 0,
+                commitment: key.commitment(),
+                wrapped,
+            });
+            header.active_key = id;
+            Ok(())
+        })?;
+
+        let mut resealed = 0;
+        let key_id = loop {
+            let active = self.sync(self.backend.read_header()?)?.header.active_key;
+            let stale: Vec<String> = self
+                .backend
+                .list()?
+                .into_iter()
+                .filter(|r| record::key_id_of(&r.sealed).map_or(true, |k| k != active))
+                .map(|r| r.id)
+                .collect();
+            if stale.is_empty() {
+                break active;
+            }
+            let total = stale.len();
+            for (n, batch) in stale.chunks(ROTATE_BATCH).enumerate() {
+                resealed += self.reseal_batch(batch)?;
+                progress((n * ROTATE_BATCH + batch.len()).min(total), total);
+            }
+        };
+        // Drop retired keys, checking inside the transaction that no record still uses them.
+        self.backend.transact(&mut |tx| {
+            let state = self.sync(tx.header()?)?;
+            let active = state.header.active_key;
+            for r in tx.list()? {
+                if record::key_id_of(&r.sealed).map_or(true, |k| k != active) {
+                    return Err(Error::Refused {
+                        reason: "records still use a retired key; run rotate again",
+                    });
+                }
+            }
+            let mut header = state.header.clone();
+            header.keys.retain(|k| k.id == active);
+            tx.put_header(&header.write(self.header_mac_key.expose()))?;
+            Ok(())
+        })?;
+        Ok(RotationReport {
+            key_id,
+            resealed,
+            resumed,
+        })
+    }
+
+    /// Re-seals the records of `ids` that are not under the active key, in one transaction.
+    fn reseal_batch(&self, ids: &[String]) -> Result<usize> {
+        let mut done = 0;
+        let mut reservation = None;
+        self.backend.transact(&mut |tx| {
+            done = 0;
+            let state = self.sync(tx.header()?)?;
+            let active = state.header.active_key;
+            let mut pending = Vec::new();
+            for id in ids {
+                let Some(r) = tx.get(id)? else { continue };
+                if record::key_id_of(&r.sealed).is_ok_and(|k| k == active) {
+                    continue;
+                }
+                pending.push(self.open_with(&state, &r)?);
+            }
+            reservation = self.take_seals(tx, &state, pending.len() as u64)?;
+            for token in &pending {
+                tx.put(self.seal(&state, token, token.id().expect("opened records have ids"))?)?;
+            }
+            done = pending.len();
+            Ok(())
+        })?;
+        self.install(reservation);
+        Ok(done)
+    }
+
+    /// Opens every record and checks its lookup tags; lists the ids that fail. The header is
+    /// checked first (an error if it fails).
+    ///
+    /// # Errors
+    /// Header integrity and storage errors; record failures go into the report.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let state: std::sync::Arc<HeaderState> = self.sync(self.backend.read_header()?)?;
+        let mut report = VerifyReport::default();
+        for r in self.backend.list()? {
+            let checked = self.open_with(&state, &r).and_then(|token| {
+                if self.tags_of(&token) == r.tags {
+                    Ok(())
+                } else {
+                    Err(tampered(&r.id))
+                }
+            });
+            match checked {
+                Ok(()) => report.ok += 1,
+                Err(e) => report.failed.push((r.id, e)),
+            }
+        }
+        Ok(report)
+    }
+}
