@@ -56,3 +56,8 @@ pub use token::{
     AccessToken, ClientSecret, GrantToken, OAuthToken, RefreshToken, TokenField, UserSignature,
 };
 pub use vault::{EncryptedStore, KeyUsage, RotationReport, SlotInfo, StoreOptions, VerifyReport};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

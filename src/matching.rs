@@ -67,10 +67,11 @@ pub fn lookups(query: &OAuthToken) -> Vec<(LookupField, &str)> {
     }
     let has_id = query.client_id().is_some();
     let has_secret = query.client_secret().is_some();
-    if let Some(access) = LookupField::AccessToken.value_in(query) {
-        if !has_id && !has_secret {
-            return vec![(LookupField::AccessToken, access)];
-        }
+    if let Some(access) = LookupField::AccessToken.value_in(query)
+        && !has_id
+        && !has_secret
+    {
+        return vec![(LookupField::AccessToken, access)];
     }
     if has_id && has_secret {
         return [LookupField::GrantToken, LookupField::RefreshToken]

@@ -272,6 +272,11 @@ impl<B: Backend> EncryptedStore<B> {
         &self.backend
     }
 
+    /// Locks the store (keys are zeroized) and returns its backend.
+    pub fn into_backend(self) -> B {
+        self.backend
+    }
+
     /// The store id (random, 16 bytes, hex): names the store in key slots and the keychain.
     pub fn store_id(&self) -> String {
         hex_id(&self.store_id)
@@ -490,8 +495,10 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
                 },
             };
             merged.set_id(Some(id.clone()));
-            let record = self.seal_checked(tx, &state, &merged, &id, &mut outcome)?;
-            tx.put(record)?;
+            self.check_unique(tx, &merged, &id)?;
+            let reservation = self.take_seals(tx, &state, 1)?;
+            tx.put(self.seal(&state, &merged, &id)?)?;
+            outcome = Some((merged, reservation));
             Ok(())
         })?;
         let (merged, reservation) = outcome.expect("set by a committed step");
@@ -532,29 +539,19 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
 }
 
 impl<B: Backend> EncryptedStore<B> {
-    /// Checks that no other record holds one of `token`'s lookup values, then seals it.
-    fn seal_checked(
-        &self,
-        tx: &mut dyn Transaction,
-        state: &HeaderState,
-        token: &OAuthToken,
-        id: &str,
-        outcome: &mut Option<(OAuthToken, Option<Reservation>)>,
-    ) -> Result<StoredRecord> {
-        let tags = self.tags_of(token);
-        for (field, tag) in tags.iter() {
-            if let Some(other) = tx.find_by_tag(field, tag)? {
-                if other.id != id {
-                    return Err(Error::Conflict {
-                        field,
-                        existing_id: other.id,
-                    });
-                }
+    /// Fails with [`Error::Conflict`] if a record other than `id` holds one of `token`'s
+    /// lookup values (the check runs inside the save's transaction).
+    fn check_unique(&self, tx: &mut dyn Transaction, token: &OAuthToken, id: &str) -> Result<()> {
+        for (field, tag) in self.tags_of(token).iter() {
+            if let Some(other) = tx.find_by_tag(field, tag)?
+                && other.id != id
+            {
+                return Err(Error::Conflict {
+                    field,
+                    existing_id: other.id,
+                });
             }
         }
-        let reservation = self.take_seals(tx, state, 1)?;
-        let record = self.seal(state, token, id)?;
-        *outcome = Some((token.clone(), reservation));
-        Ok(record)
+        Ok(())
     }
 }

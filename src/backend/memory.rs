@@ -49,13 +49,13 @@ impl State {
 
     fn insert(&mut self, record: StoredRecord) -> Result<Option<StoredRecord>, BackendError> {
         for (field, tag) in record.tags.iter() {
-            if let Some(owner) = self.index[field.index()].get(tag) {
-                if *owner != record.id {
-                    return Err(BackendError::new(
-                        crate::BackendErrorKind::Conflict,
-                        format!("{field} tag already used by record {owner:?}"),
-                    ));
-                }
+            if let Some(owner) = self.index[field.index()].get(tag)
+                && *owner != record.id
+            {
+                return Err(BackendError::new(
+                    crate::BackendErrorKind::Conflict,
+                    format!("{field} tag already used by record {owner:?}"),
+                ));
             }
         }
         let old = self.remove(&record.id);

@@ -242,7 +242,7 @@ impl<B: Backend> EncryptedStore<B> {
                 .backend
                 .list()?
                 .into_iter()
-                .filter(|r| record::key_id_of(&r.sealed).map_or(true, |k| k != active))
+                .filter(|r| !record::key_id_of(&r.sealed).is_ok_and(|k| k == active))
                 .map(|r| r.id)
                 .collect();
             if stale.is_empty() {
@@ -259,7 +259,7 @@ impl<B: Backend> EncryptedStore<B> {
             let state = self.sync(tx.header()?)?;
             let active = state.header.active_key;
             for r in tx.list()? {
-                if record::key_id_of(&r.sealed).map_or(true, |k| k != active) {
+                if !record::key_id_of(&r.sealed).is_ok_and(|k| k == active) {
                     return Err(Error::Refused {
                         reason: "records still use a retired key; run rotate again",
                     });
@@ -326,5 +326,117 @@ impl<B: Backend> EncryptedStore<B> {
             }
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::MemoryBackend;
+    use crate::keys::RawKey;
+    use crate::store::TokenStore;
+    use crate::token::OAuthToken;
+    use crate::vault::SEAL_LIMIT;
+
+    fn store() -> EncryptedStore<MemoryBackend> {
+        EncryptedStore::create(
+            MemoryBackend::new(),
+            &Credential::raw_key(RawKey::from_bytes([1; 32])),
+        )
+        .unwrap()
+    }
+
+    /// Sets the active key's seal counter, as if that many seals had been reserved.
+    fn set_seals(store: &EncryptedStore<MemoryBackend>, seals: u64) {
+        store
+            .update_header(&mut |h| {
+                let active = h.active_key;
+                h.key_mut(active).unwrap().seals = seals;
+                Ok(())
+            })
+            .unwrap();
+        *store.reservation.lock().unwrap() = Default::default();
+    }
+
+    fn save(store: &EncryptedStore<MemoryBackend>, user: &str) -> Result<()> {
+        store.save_token(
+            &mut OAuthToken::new()
+                .with_user_name(user)
+                .with_refresh_token(user),
+        )
+    }
+
+    #[test]
+    fn seals_are_reserved_in_blocks_not_per_save() {
+        let s = store();
+        let header_before = s.backend.read_header().unwrap();
+        save(&s, "a").unwrap();
+        let after_first = s.backend.read_header().unwrap();
+        assert_ne!(header_before, after_first, "first save reserves a block");
+        assert_eq!(s.key_usage().unwrap().seals_reserved, 4096);
+        for i in 0..100 {
+            save(&s, &format!("u{i}")).unwrap();
+        }
+        assert_eq!(
+            s.backend.read_header().unwrap(),
+            after_first,
+            "later saves leave the header alone"
+        );
+    }
+
+    #[test]
+    fn warning_from_2_pow_31_and_refusal_at_2_pow_32() {
+        let s = store();
+        set_seals(&s, SEAL_WARNING - 1);
+        assert!(!s.key_usage().unwrap().rotation_advised);
+        save(&s, "a").unwrap();
+        assert!(
+            s.key_usage().unwrap().rotation_advised,
+            "block reservation crossed 2^31"
+        );
+
+        set_seals(&s, SEAL_LIMIT - 2);
+        save(&s, "b").unwrap();
+        save(&s, "c").unwrap();
+        assert_eq!(s.key_usage().unwrap().seals_reserved, SEAL_LIMIT);
+        let before = s.get_tokens().unwrap();
+        assert!(matches!(
+            save(&s, "d"),
+            Err(Error::SealLimitReached { key_id: 1 })
+        ));
+        assert_eq!(s.get_tokens().unwrap(), before, "nothing written");
+
+        // Rotation needs seals of the new key only, and restores the budget.
+        let report = s.rotate().unwrap();
+        assert_eq!(report.key_id, 2);
+        assert_eq!(report.resealed, 3);
+        save(&s, "d").unwrap();
+        let usage = s.key_usage().unwrap();
+        assert!(!usage.rotation_advised);
+        assert_eq!(usage.data_keys, 1);
+    }
+
+    #[test]
+    fn counter_cannot_be_rolled_back_without_the_header_key() {
+        // The counter lives in the authenticated header: editing it breaks the MAC.
+        let s = store();
+        save(&s, "a").unwrap();
+        let mut bytes = s.backend.read_header().unwrap().unwrap();
+        let header = crate::format::header::Header::read(&bytes).unwrap();
+        let seals_at = bytes.len() - 32 - 4 - 60 - 32 - 8;
+        assert_eq!(
+            &bytes[seals_at..seals_at + 8],
+            &header.keys[0].seals.to_be_bytes()
+        );
+        bytes[seals_at + 6] = 0; // 4096 = 0x1000 → 0
+        s.backend
+            .transact(&mut |tx| Ok(tx.put_header(&bytes)?))
+            .unwrap();
+        assert!(matches!(
+            save(&s, "b"),
+            Err(Error::Tampered {
+                what: crate::Subject::Header
+            })
+        ));
     }
 }
