@@ -1,17 +1,20 @@
-//! The main job: create a passphrase-protected store, save and find tokens the way the Zoho
-//! SDKs do, rotate the data key, and show that the backend never sees a secret.
+//! The main job: create a passphrase-protected SQLite store (the default backend) in a
+//! temporary directory, save and find tokens the way the Zoho SDKs do, rotate the data key, and
+//! show that no secret reaches the backend or the disk.
 //!
 //! Run: `cargo run --release --example quickstart`
 
 use std::time::Instant;
 
 use tokenvault::backend::testing::Instrumented;
-use tokenvault::backend::{Backend, MemoryBackend};
+use tokenvault::backend::{Backend, SqliteBackend};
 use tokenvault::{Credential, EncryptedStore, OAuthToken, TokenField, TokenStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // A backend that records every byte it is handed, so we can look for leaks afterwards.
-    let backend = Instrumented::new(MemoryBackend::new());
+    // The default backend, wrapped to record every byte it is handed.
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("tokens.db");
+    let backend = Instrumented::new(SqliteBackend::open(&db)?);
     let passphrase = Credential::passphrase("correct horse battery staple");
 
     let started = Instant::now();
@@ -68,29 +71,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verify = store.verify()?;
     println!("verify: {} ok, {} failed", verify.ok, verify.failed.len());
 
-    // Everything the backend ever received, searched for every secret and the user name.
-    let written = store.backend().written_bytes();
-    let mut leaks = 0;
-    for needle in secrets
-        .iter()
-        .chain(&["1000.b7e1…access-2", "ann@example.com", "correct horse"])
-    {
-        if written
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
-        {
-            println!("LEAK: {needle}");
-            leaks += 1;
-        }
+    // Everything the backend received, and every file in the store's directory (database,
+    // WAL, shared memory), searched for every secret, the user name and the passphrase.
+    let needles = [
+        secrets[0],
+        secrets[1],
+        secrets[2],
+        "1000.b7e1…access-2",
+        "ann@example.com",
+        "correct horse",
+    ];
+    let mut haystacks = vec![("backend input".to_string(), store.backend().written_bytes())];
+    for entry in std::fs::read_dir(dir.path())? {
+        let path = entry?.path();
+        haystacks.push((path.display().to_string(), std::fs::read(&path)?));
     }
-    let header = store.backend().read_header()?.map_or(0, |h| h.len());
-    println!(
-        "backend received {} bytes (header {header} bytes); plaintext secrets found in them: {leaks}",
-        written.len()
-    );
+    let mut leaks = 0;
+    for (name, bytes) in &haystacks {
+        for needle in needles {
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                println!("LEAK of {needle:?} in {name}");
+                leaks += 1;
+            }
+        }
+        println!("  searched {name}: {} bytes", bytes.len());
+    }
+    println!("plaintext secrets found: {leaks}");
 
     // The store reopens only with the passphrase.
     let backend = store.into_backend();
+    drop(backend);
+    let backend = SqliteBackend::open(&db)?; // a fresh connection, as another process would
     match EncryptedStore::open(&backend, &Credential::passphrase("wrong")) {
         Err(e) => println!("open with a wrong passphrase: {e}"),
         Ok(_) => return Err("a wrong passphrase opened the store".into()),

@@ -13,10 +13,11 @@ pub struct MemoryBackend {
     state: Mutex<State>,
 }
 
+/// Records, header and tag index; shared with the file backend, which persists it.
 #[derive(Default, Clone)]
-struct State {
-    header: Option<Vec<u8>>,
-    records: BTreeMap<String, StoredRecord>,
+pub(super) struct State {
+    pub(super) header: Option<Vec<u8>>,
+    pub(super) records: BTreeMap<String, StoredRecord>,
     index: [HashMap<Tag, String>; 4],
 }
 
@@ -34,7 +35,7 @@ impl MemoryBackend {
 }
 
 impl State {
-    fn find(&self, field: LookupField, tag: &Tag) -> Option<StoredRecord> {
+    pub(super) fn find(&self, field: LookupField, tag: &Tag) -> Option<StoredRecord> {
         let id = self.index[field.index()].get(tag)?;
         self.records.get(id).cloned()
     }
@@ -47,7 +48,10 @@ impl State {
         Some(old)
     }
 
-    fn insert(&mut self, record: StoredRecord) -> Result<Option<StoredRecord>, BackendError> {
+    pub(super) fn insert(
+        &mut self,
+        record: StoredRecord,
+    ) -> Result<Option<StoredRecord>, BackendError> {
         for (field, tag) in record.tags.iter() {
             if let Some(owner) = self.index[field.index()].get(tag)
                 && *owner != record.id
@@ -151,6 +155,25 @@ impl Transaction for MemoryTransaction<'_> {
         self.state.header = header;
         self.undo.push(Undo::All(Box::new(old)));
         Ok(())
+    }
+}
+
+/// Runs `step` on `state`, then `persist`; if either fails, every write of `step` is undone.
+pub(super) fn transact_then(
+    state: &mut State,
+    step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>,
+    persist: &mut dyn FnMut(&State) -> Result<()>,
+) -> Result<()> {
+    let mut tx = MemoryTransaction {
+        state,
+        undo: Vec::new(),
+    };
+    match step(&mut tx).and_then(|()| persist(tx.state)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tx.rollback();
+            Err(e)
+        }
     }
 }
 

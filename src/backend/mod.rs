@@ -23,10 +23,14 @@
 //!
 //! [`testing::Instrumented`] wraps any backend to record what it is given and inject failures.
 
+mod file;
 mod memory;
+mod sqlite;
 pub mod testing;
 
+pub use file::FileBackend;
 pub use memory::MemoryBackend;
+pub use sqlite::{SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, SqliteBackend};
 
 pub use crate::crypto::Tag;
 pub use crate::matching::LookupField;

@@ -1,0 +1,352 @@
+//! File backend: the whole store in one file, rewritten atomically on every write.
+//!
+//! ```text
+//! magic "TKNVFILE" (8) | format version (1) = 1 | write id (16, random per write)
+//! header length (4) | header
+//! record count (4) then per record, by id:
+//!     id length (2) | id (UTF-8) | tag mask (1: bit i = LookupField::ALL[i] present) | tags (32 each)
+//!     sealed length (4) | sealed
+//! ```
+//! Integers are big-endian; the parse accepts exactly this and nothing after it. There is
+//! deliberately no whole-file checksum: a damaged record must fail alone, naming itself
+//! through its AEAD tag, and leave the others readable; the header MAC covers the header.
+//!
+//! Every write happens under an exclusive `flock` on `PATH.lock`, held across the whole
+//! read-modify-write: re-read the file if another process changed it (its write id differs),
+//! apply the step, write `PATH.tmp` (0600), `fsync` it, rename it over `PATH`, `fsync` the
+//! directory. A crash leaves either the old or the new file, never a torn one. Readers take a
+//! shared lock. A save rewrites the whole file: O(records) per write.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::memory::{State, transact_then};
+use super::{Backend, LookupField, LookupTags, StoredRecord, Tag, Transaction};
+use crate::crypto::random_array;
+use crate::format::Reader;
+use crate::store::{BackendError, BackendErrorKind, Result};
+
+const MAGIC: &[u8; 8] = b"TKNVFILE";
+const VERSION: u8 = 1;
+const PREFIX_LEN: usize = MAGIC.len() + 1 + 16;
+
+/// A store kept in one file.
+pub struct FileBackend {
+    path: PathBuf,
+    tmp_path: PathBuf,
+    lock_file: File,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// Write id of the file the state was loaded from; `None` when there is no file yet.
+    write_id: Option<[u8; 16]>,
+    state: State,
+}
+
+fn io_error(e: std::io::Error) -> BackendError {
+    BackendError::new(BackendErrorKind::Io, e)
+}
+
+fn corrupt(what: &str) -> BackendError {
+    BackendError::new(
+        BackendErrorKind::Corrupt,
+        format!("file store is damaged or not a tokenvault file: {what}"),
+    )
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+impl FileBackend {
+    /// Opens (or prepares to create) the store file at `path`; `PATH.lock` and `PATH.tmp`
+    /// live beside it. The directory must exist.
+    ///
+    /// # Errors
+    /// [`BackendErrorKind::Corrupt`] if the file exists and is not an intact tokenvault file
+    /// (nothing is written to it); [`BackendErrorKind::Io`] if it cannot be read.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, BackendError> {
+        let path = path.as_ref().to_path_buf();
+        let lock_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(sibling(&path, ".lock"))
+            .map_err(io_error)?;
+        let backend = Self {
+            tmp_path: sibling(&path, ".tmp"),
+            path,
+            lock_file,
+            cache: Mutex::new(Cache::default()),
+        };
+        backend.read(|_| Ok(()))?;
+        Ok(backend)
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cache(&self) -> MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the current state under a shared lock.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&State) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let mut cache = self.cache();
+        self.lock_file.lock_shared().map_err(io_error)?;
+        let result = self.refresh(&mut cache).and_then(|()| f(&cache.state));
+        self.lock_file.unlock().map_err(io_error)?;
+        result
+    }
+
+    /// Reloads the state if the file's write id is not the cached one.
+    fn refresh(&self, cache: &mut Cache) -> Result<(), BackendError> {
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                *cache = Cache::default();
+                return Ok(());
+            }
+            Err(e) => return Err(io_error(e)),
+        };
+        let mut prefix = [0u8; PREFIX_LEN];
+        file.read_exact(&mut prefix).map_err(|e| match e.kind() {
+            ErrorKind::UnexpectedEof => corrupt("too short"),
+            _ => io_error(e),
+        })?;
+        let write_id: [u8; 16] = prefix[MAGIC.len() + 1..].try_into().expect("16 bytes");
+        if cache.write_id == Some(write_id) {
+            return Ok(());
+        }
+        let mut bytes = prefix.to_vec();
+        file.read_to_end(&mut bytes).map_err(io_error)?;
+        cache.state = decode(&bytes)?;
+        cache.write_id = Some(write_id);
+        Ok(())
+    }
+
+    /// Writes `state` as a new file version; returns its write id.
+    fn persist(&self, state: &State) -> Result<[u8; 16]> {
+        let write_id: [u8; 16] = random_array()?;
+        let bytes = encode(state, &write_id);
+        let written = self.replace_file(&bytes);
+        if written.is_err() {
+            let _ = fs::remove_file(&self.tmp_path); // ciphertext only; best effort
+        }
+        written.map_err(io_error)?;
+        Ok(write_id)
+    }
+
+    fn replace_file(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut tmp = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&self.tmp_path)?;
+        // A stale temp file from a crash may have other permissions.
+        tmp.set_permissions(fs::Permissions::from_mode(0o600))?;
+        tmp.write_all(bytes)?;
+        tmp.sync_all()?;
+        drop(tmp);
+        fs::rename(&self.tmp_path, &self.path)?;
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        File::open(dir)?.sync_all()
+    }
+}
+
+fn encode(state: &State, write_id: &[u8; 16]) -> Vec<u8> {
+    let header = state.header.as_deref().unwrap_or_default();
+    // An upper bound (every record counted with four tags): one allocation.
+    let size = PREFIX_LEN
+        + 4
+        + header.len()
+        + 4
+        + state
+            .records
+            .values()
+            .map(|r| 2 + r.id.len() + 1 + 4 * 32 + 4 + r.sealed.len())
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(write_id);
+    out.extend_from_slice(
+        &u32::try_from(header.len())
+            .expect("small header")
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(header);
+    out.extend_from_slice(
+        &u32::try_from(state.records.len())
+            .expect("under 2^32 records")
+            .to_be_bytes(),
+    );
+    for record in state.records.values() {
+        out.extend_from_slice(
+            &u16::try_from(record.id.len())
+                .expect("ids under 64 KiB")
+                .to_be_bytes(),
+        );
+        out.extend_from_slice(record.id.as_bytes());
+        let mask = (0..LookupField::ALL.len())
+            .filter(|&i| record.tags.0[i].is_some())
+            .fold(0u8, |m, i| m | 1 << i);
+        out.push(mask);
+        for (_, tag) in record.tags.iter() {
+            out.extend_from_slice(tag.as_bytes());
+        }
+        out.extend_from_slice(
+            &u32::try_from(record.sealed.len())
+                .expect("small record")
+                .to_be_bytes(),
+        );
+        out.extend_from_slice(&record.sealed);
+    }
+    out
+}
+
+fn decode(bytes: &[u8]) -> Result<State, BackendError> {
+    let bad = |_| corrupt("truncated or malformed");
+    let mut r = Reader::new(bytes);
+    if r.take(MAGIC.len()).map_err(bad)? != MAGIC {
+        return Err(corrupt("bad magic"));
+    }
+    let version = r.u8().map_err(bad)?;
+    if version != VERSION {
+        return Err(BackendError::new(
+            BackendErrorKind::NotSupported,
+            format!("file store format version {version} is not supported by this build"),
+        ));
+    }
+    r.take(16).map_err(bad)?;
+    let header_len = r.u32().map_err(bad)? as usize;
+    let header = r.take(header_len).map_err(bad)?;
+    let mut state = State::default();
+    state.header = (!header.is_empty()).then(|| header.to_vec());
+    let count = r.u32().map_err(bad)?;
+    for _ in 0..count {
+        let id_len = usize::from(r.u16().map_err(bad)?);
+        let id = std::str::from_utf8(r.take(id_len).map_err(bad)?)
+            .map_err(|_| corrupt("record id is not UTF-8"))?;
+        let mask = r.u8().map_err(bad)?;
+        if mask >> LookupField::ALL.len() != 0 {
+            return Err(corrupt("bad tag mask"));
+        }
+        let mut tags = LookupTags::default();
+        for (i, slot) in tags.0.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                *slot = Some(Tag(r.array().map_err(bad)?));
+            }
+        }
+        let sealed_len = r.u32().map_err(bad)? as usize;
+        let sealed = r.take(sealed_len).map_err(bad)?.to_vec();
+        let record = StoredRecord {
+            id: id.to_owned(),
+            tags,
+            sealed,
+        };
+        if state.records.contains_key(id) {
+            return Err(corrupt("duplicate record id"));
+        }
+        state
+            .insert(record)
+            .map_err(|_| corrupt("duplicate lookup tag"))?;
+    }
+    r.finish().map_err(bad)?;
+    Ok(state)
+}
+
+impl Backend for FileBackend {
+    fn read_header(&self) -> Result<Option<Vec<u8>>, BackendError> {
+        self.read(|s| Ok(s.header.clone()))
+    }
+
+    fn get(&self, id: &str) -> Result<Option<StoredRecord>, BackendError> {
+        self.read(|s| Ok(s.records.get(id).cloned()))
+    }
+
+    fn find_by_tag(
+        &self,
+        field: LookupField,
+        tag: &Tag,
+    ) -> Result<Option<StoredRecord>, BackendError> {
+        self.read(|s| Ok(s.find(field, tag)))
+    }
+
+    fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
+        self.read(|s| Ok(s.records.values().cloned().collect()))
+    }
+
+    fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
+        let mut cache = self.cache();
+        self.lock_file.lock().map_err(io_error)?;
+        let result = self.refresh(&mut cache).map_err(Into::into).and_then(|()| {
+            let mut new_id = None;
+            let cache = &mut *cache;
+            transact_then(&mut cache.state, step, &mut |state| {
+                new_id = Some(self.persist(state)?);
+                Ok(())
+            })?;
+            cache.write_id = new_id;
+            Ok(())
+        });
+        self.lock_file.unlock().map_err(io_error)?;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_round_trips_and_rejects_damage() {
+        let mut state = State::default();
+        state.header = Some(vec![1, 2, 3]);
+        let mut tags = LookupTags::default();
+        tags.0[2] = Some(Tag([9; 32]));
+        state
+            .insert(StoredRecord {
+                id: "a".into(),
+                tags,
+                sealed: vec![7; 40],
+            })
+            .unwrap();
+        state
+            .insert(StoredRecord {
+                id: "b".into(),
+                tags: LookupTags::default(),
+                sealed: vec![8; 3],
+            })
+            .unwrap();
+        let bytes = encode(&state, &[5; 16]);
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.header, state.header);
+        assert_eq!(back.records, state.records);
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "truncated to {len}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_err(), "trailing byte");
+    }
+}

@@ -1,0 +1,7 @@
+//! The conformance suite on the in-memory backend.
+
+mod common;
+
+use tokenvault::backend::{Backend, MemoryBackend};
+
+tokenvault_conformance!(|| Box::new(MemoryBackend::new()) as Box<dyn Backend>);
