@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use tokenvault::backend::testing::Instrumented;
-use tokenvault::backend::{Backend, SqliteBackend};
+use tokenvault::backend::SqliteBackend;
 use tokenvault::{Credential, EncryptedStore, OAuthToken, TokenField, TokenStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
