@@ -27,6 +27,9 @@ const MAC_LEN: usize = 32;
 /// At most this many slots and data keys: bounds what a hostile header can make us do.
 pub(crate) const MAX_SLOTS: usize = 32;
 pub(crate) const MAX_KEYS: usize = 64;
+/// At most this many passphrase slots: each costs an Argon2id run when opening, so a hostile
+/// header must not be able to ask for dozens at the ceiling cost.
+pub(crate) const MAX_PASSPHRASE_SLOTS: usize = 4;
 
 pub(crate) type Wrapped = [u8; WRAPPED_KEY_LEN];
 
@@ -241,6 +244,9 @@ impl Header {
             });
         }
 
+        if slots.iter().filter(|s| matches!(s.kind, SlotKind::Passphrase { .. })).count() > MAX_PASSPHRASE_SLOTS {
+            return Err(tampered(Malformed));
+        }
         let key_count = usize::from(r.u8().map_err(tampered)?);
         if !(1..=MAX_KEYS).contains(&key_count) {
             return Err(tampered(Malformed));

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use secrecy::{ExposeSecret, SecretBox, SecretString};
+use secrecy::{ExposeSecret, SecretBox};
+use zeroize::Zeroizing;
 
 use crate::crypto::{
     Argon2Params, KdfFloor, Key, derive_passphrase_kek, label, random_array, role,
@@ -22,7 +23,9 @@ pub enum Credential {
 
 /// A passphrase.
 pub struct Passphrase {
-    secret: SecretString,
+    // Zeroizing<String>, not secrecy's SecretString: converting a String into a boxed str may
+    // reallocate and free the old buffer without clearing it.
+    secret: Zeroizing<String>,
     floor: KdfFloor,
 }
 
@@ -34,7 +37,7 @@ impl Credential {
     /// creation (RFC 9106's m = 64 MiB, t = 3, p = 4 by default).
     pub fn passphrase(passphrase: impl Into<String>) -> Self {
         Credential::Passphrase(Passphrase {
-            secret: SecretString::from(passphrase.into()),
+            secret: Zeroizing::new(passphrase.into()),
             floor: KdfFloor::Enforced,
         })
     }
@@ -55,7 +58,7 @@ impl Credential {
     /// Passphrase credential that also accepts Argon2id costs below the floor.
     pub(crate) fn passphrase_insecure(passphrase: impl Into<String>) -> Self {
         Credential::Passphrase(Passphrase {
-            secret: SecretString::from(passphrase.into()),
+            secret: Zeroizing::new(passphrase.into()),
             floor: KdfFloor::InsecureAllowed,
         })
     }
@@ -112,7 +115,7 @@ impl Credential {
     pub(crate) fn kek_for(&self, slot: &SlotKind) -> Result<Option<Key<role::Kek>>> {
         match (self, slot) {
             (Credential::Passphrase(p), SlotKind::Passphrase { params, salt, .. }) => {
-                derive_passphrase_kek(p.secret.expose_secret().as_bytes(), salt, params, p.floor)
+                derive_passphrase_kek(p.secret.as_bytes(), salt, params, p.floor)
                     .map(Some)
             }
             (Credential::RawKey(raw), SlotKind::RawKey { salt, .. }) => {

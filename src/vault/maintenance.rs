@@ -3,7 +3,7 @@
 use super::{EncryptedStore, HeaderState, SEAL_LIMIT, SEAL_WARNING, tampered};
 use crate::backend::Backend;
 use crate::crypto::{Argon2Params, Key, role};
-use crate::format::header::{self, DataKeyEntry, MAX_KEYS, MAX_SLOTS, SlotKind};
+use crate::format::header::{self, DataKeyEntry, MAX_KEYS, MAX_PASSPHRASE_SLOTS, MAX_SLOTS, SlotKind};
 use crate::format::record;
 use crate::keys::Credential;
 use crate::store::{Error, Result};
@@ -118,6 +118,11 @@ impl<B: Backend> EncryptedStore<B> {
                 return Err(Error::Refused {
                     reason: "a store holds at most 32 key slots",
                 });
+            }
+            let passphrase_slots =
+                header.slots.iter().filter(|s| matches!(s.kind, SlotKind::Passphrase { .. })).count();
+            if matches!(credential, Credential::Passphrase(_)) && passphrase_slots >= MAX_PASSPHRASE_SLOTS {
+                return Err(Error::Refused { reason: "a store holds at most 4 passphrase slots" });
             }
             added = header.slots.iter().map(|s| s.id).max().unwrap_or(0) + 1;
             header.slots.push(credential.new_slot(

@@ -1,0 +1,1086 @@
+//! Golden stores: headers and sealed records made once by an early build and committed under
+//! `tests/vectors/golden/`. Every later build must keep opening them, byte for byte: this is the
+//! compatibility promise of the on-disk format (see SECURITY.md §3 and tests/vectors/README.md).
+//!
+//! - `golden_stores_keep_opening` loads each case into a `MemoryBackend` and checks what the
+//!   library makes of it: the exact tokens, lookups through the stored blind-index tags, the
+//!   expected error for the negative cases, and that an old store can still be written and
+//!   rotated.
+//! - `golden_bytes_follow_the_documented_format` re-implements SECURITY.md's description of
+//!   the bytes with the primitives alone (HKDF, HMAC, AES-256-GCM, Argon2id), without the
+//!   library, and opens the same stores with it: the document and the code cannot drift apart.
+//! - `generate_golden` (ignored) wrote the files once. Records use random nonces, so running it
+//!   again gives different bytes: it refuses to overwrite existing files.
+//! - `annotate_golden_header` (ignored) prints the annotated byte dump used in SECURITY.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use tokenvault::backend::{Backend, LookupTags, MemoryBackend, StoredRecord};
+use tokenvault::{
+    Credential, EncryptedStore, Error, LookupField, OAuthToken, RawKey, Subject, Tag, TokenStore,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Case files
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// Opens; every record opens to its token; lookups by tag find it; verify is clean.
+    Ok,
+    /// `EncryptedStore::open` fails with `Error::WrongKey`.
+    WrongKey,
+    /// Opens; the records in `tampered` fail with `Tampered { Record(id) }`.
+    TamperedRecord,
+    /// Opens; every record opens by id, but lookups through the tags of the records in
+    /// `tampered` fail with `Tampered`, and `verify` lists them.
+    TamperedTags,
+    /// `EncryptedStore::open` fails with `Tampered { Header }`.
+    TamperedHeader,
+}
+
+impl Expect {
+    fn parse(text: &str) -> Expect {
+        match text {
+            "ok" => Expect::Ok,
+            "wrong-key" => Expect::WrongKey,
+            "tampered-record" => Expect::TamperedRecord,
+            "tampered-tags" => Expect::TamperedTags,
+            "tampered-header" => Expect::TamperedHeader,
+            other => panic!("unknown expect {other:?}"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Expect::Ok => "ok",
+            Expect::WrongKey => "wrong-key",
+            Expect::TamperedRecord => "tampered-record",
+            Expect::TamperedTags => "tampered-tags",
+            Expect::TamperedHeader => "tampered-header",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum CaseKey {
+    Raw([u8; 32]),
+    Passphrase(String),
+}
+
+impl CaseKey {
+    fn credential(&self) -> Credential {
+        match self {
+            CaseKey::Raw(bytes) => Credential::raw_key(RawKey::from_bytes(*bytes)),
+            CaseKey::Passphrase(p) => Credential::passphrase(p.clone()),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    name: String,
+    comments: Vec<String>,
+    expect: Expect,
+    key: CaseKey,
+    header: Vec<u8>,
+    /// In file order (which is id order).
+    records: Vec<StoredRecord>,
+    /// Record id → the token as `serde_json::to_string(&token.expose_secrets())`.
+    tokens: BTreeMap<String, String>,
+    tampered: BTreeSet<String>,
+}
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/golden")
+}
+
+fn unhex(what: &str, text: &str) -> Vec<u8> {
+    assert!(
+        text.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{what}: hex must be lowercase"
+    );
+    hex::decode(text).unwrap_or_else(|e| panic!("{what}: bad hex: {e}"))
+}
+
+fn parse_tags(what: &str, text: &str) -> LookupTags {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(
+        parts.len(),
+        4,
+        "{what}: four tags (user_name access_token refresh_token grant_token), '-' for none"
+    );
+    let mut tags = LookupTags::default();
+    for (slot, part) in tags.0.iter_mut().zip(parts) {
+        if part != "-" {
+            let bytes: [u8; 32] = unhex(what, part)
+                .try_into()
+                .unwrap_or_else(|_| panic!("{what}: a tag is 32 bytes"));
+            *slot = Some(Tag(bytes));
+        }
+    }
+    tags
+}
+
+fn render_tags(tags: &LookupTags) -> String {
+    tags.0
+        .iter()
+        .map(|t| t.map_or_else(|| "-".to_owned(), |t| hex::encode(t.as_bytes())))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn read_case(path: &Path) -> Case {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut comments = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix('#') {
+            comments.push(comment.trim().to_owned());
+            continue;
+        }
+        let (k, v) = line
+            .split_once(':')
+            .unwrap_or_else(|| panic!("{name}: no ':' in {line:?}"));
+        let (k, v) = (k.trim().to_owned(), v.trim().to_owned());
+        assert!(
+            fields.insert(k.clone(), v).is_none(),
+            "{name}: duplicate {k}"
+        );
+        order.push(k);
+    }
+    let take = |fields: &mut BTreeMap<String, String>, k: &str| {
+        fields
+            .remove(k)
+            .unwrap_or_else(|| panic!("{name}: missing {k}"))
+    };
+    let expect = Expect::parse(&take(&mut fields, "expect"));
+    let key = match (fields.remove("raw_key"), fields.remove("passphrase")) {
+        (Some(hex), None) => CaseKey::Raw(
+            unhex("raw_key", &hex)
+                .try_into()
+                .unwrap_or_else(|_| panic!("{name}: raw_key is 32 bytes")),
+        ),
+        (None, Some(p)) => CaseKey::Passphrase(p),
+        _ => panic!("{name}: exactly one of raw_key, passphrase"),
+    };
+    let header = unhex("header", &take(&mut fields, "header"));
+    let tampered = fields
+        .remove("tampered")
+        .map(|v| v.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+
+    let mut records = Vec::new();
+    let mut tokens = BTreeMap::new();
+    for k in &order {
+        let Some(v) = fields.remove(k) else { continue };
+        if let Some(id) = k.strip_prefix("token.") {
+            tokens.insert(id.to_owned(), v);
+        } else if let Some(rest) = k.strip_prefix("record.") {
+            if rest.ends_with(".tags") {
+                continue; // read with its record
+            }
+            let id = rest.to_owned();
+            let tags_key = format!("record.{id}.tags");
+            let tags = fields
+                .remove(&tags_key)
+                .unwrap_or_else(|| panic!("{name}: missing {tags_key}"));
+            records.push(StoredRecord {
+                id: id.clone(),
+                tags: parse_tags(&tags_key, &tags),
+                sealed: unhex(k, &v),
+            });
+        } else {
+            panic!("{name}: unknown field {k}");
+        }
+    }
+    assert!(fields.is_empty(), "{name}: stray fields {fields:?}");
+    for id in tokens.keys() {
+        assert!(
+            records.iter().any(|r| &r.id == id),
+            "{name}: token.{id} without record.{id}"
+        );
+    }
+    if matches!(
+        expect,
+        Expect::Ok | Expect::TamperedRecord | Expect::TamperedTags
+    ) {
+        for r in &records {
+            assert!(
+                tokens.contains_key(&r.id),
+                "{name}: record.{} has no token line",
+                r.id
+            );
+        }
+    }
+    Case {
+        name,
+        comments,
+        expect,
+        key,
+        header,
+        records,
+        tokens,
+        tampered,
+    }
+}
+
+fn render_case(case: &Case) -> String {
+    let mut out = String::new();
+    for c in &case.comments {
+        out += &format!("# {c}\n");
+    }
+    out += &format!("expect: {}\n", case.expect.name());
+    match &case.key {
+        CaseKey::Raw(bytes) => out += &format!("raw_key: {}\n", hex::encode(bytes)),
+        CaseKey::Passphrase(p) => out += &format!("passphrase: {p}\n"),
+    }
+    if !case.tampered.is_empty() {
+        let ids: Vec<&str> = case.tampered.iter().map(String::as_str).collect();
+        out += &format!("tampered: {}\n", ids.join(" "));
+    }
+    out += &format!("header: {}\n", hex::encode(&case.header));
+    for r in &case.records {
+        out += &format!("record.{}: {}\n", r.id, hex::encode(&r.sealed));
+        out += &format!("record.{}.tags: {}\n", r.id, render_tags(&r.tags));
+        if let Some(json) = case.tokens.get(&r.id) {
+            out += &format!("token.{}: {json}\n", r.id);
+        }
+    }
+    out
+}
+
+fn all_cases() -> Vec<Case> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(golden_dir())
+        .expect("tests/vectors/golden exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| read_case(p)).collect()
+}
+
+/// A memory backend holding exactly the case's bytes, loaded through the public `Backend` API.
+fn load(case: &Case) -> MemoryBackend {
+    let backend = MemoryBackend::new();
+    backend
+        .transact(&mut |tx| {
+            tx.put_header(&case.header)?;
+            for r in &case.records {
+                tx.put(r.clone())?;
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{}: loading: {e}", case.name));
+    backend
+}
+
+fn json(token: &OAuthToken) -> String {
+    serde_json::to_string(&token.expose_secrets()).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test: every golden case, through the library
+// ---------------------------------------------------------------------------------------------
+
+/// The queries the Zoho matching rules turn into one lookup by `field`, for `token`'s values.
+fn lookup_queries(token: &OAuthToken) -> Vec<(LookupField, OAuthToken)> {
+    let mut queries = Vec::new();
+    if let Some(u) = token.user_name() {
+        queries.push((LookupField::UserName, OAuthToken::new().with_user_name(u)));
+    }
+    if let Some(a) = token.access_token() {
+        queries.push((
+            LookupField::AccessToken,
+            OAuthToken::new().with_access_token(a.expose_secret()),
+        ));
+    }
+    if let (Some(c), Some(s)) = (token.client_id(), token.client_secret()) {
+        let client = OAuthToken::new()
+            .with_client_id(c)
+            .with_client_secret(s.expose_secret());
+        if let Some(g) = token.grant_token() {
+            queries.push((
+                LookupField::GrantToken,
+                client.clone().with_grant_token(g.expose_secret()),
+            ));
+        }
+        if let Some(r) = token.refresh_token() {
+            queries.push((
+                LookupField::RefreshToken,
+                client.with_refresh_token(r.expose_secret()),
+            ));
+        }
+    }
+    queries
+}
+
+fn check_case(case: &Case) {
+    let name = &case.name;
+    let backend = load(case);
+    let credential = case.key.credential();
+    let opened = EncryptedStore::open(&backend, &credential);
+    let store = match (case.expect, opened) {
+        (Expect::WrongKey, Err(Error::WrongKey)) => return,
+        (
+            Expect::TamperedHeader,
+            Err(Error::Tampered {
+                what: Subject::Header,
+            }),
+        ) => return,
+        (Expect::WrongKey | Expect::TamperedHeader, other) => {
+            panic!("{name}: expected {:?}, got {other:?}", case.expect)
+        }
+        (_, Ok(store)) => store,
+        (_, Err(e)) => panic!("{name}: does not open: {e:?}"),
+    };
+
+    let tampered_records = case.expect == Expect::TamperedRecord;
+    let tampered_tags = case.expect == Expect::TamperedTags;
+    assert!(
+        case.expect == Expect::Ok || !case.tampered.is_empty(),
+        "{name}: a tampered case names its records"
+    );
+
+    // By id: the exact token, or the named integrity error.
+    for r in &case.records {
+        let got = store.find_token_by_id(&r.id);
+        if tampered_records && case.tampered.contains(&r.id) {
+            match got {
+                Err(Error::Tampered {
+                    what: Subject::Record(id),
+                }) => assert_eq!(id, r.id, "{name}"),
+                other => panic!("{name}: record {} must fail, got {other:?}", r.id),
+            }
+            continue;
+        }
+        let token = got
+            .unwrap_or_else(|e| panic!("{name}: record {}: {e}", r.id))
+            .unwrap_or_else(|| panic!("{name}: record {} missing", r.id));
+        assert_eq!(json(&token), case.tokens[&r.id], "{name}: record {}", r.id);
+    }
+
+    // By the stored blind-index tags, as the Zoho matching rules look records up.
+    for (id, expected) in &case.tokens {
+        let token: OAuthToken = serde_json::from_str(expected).unwrap();
+        let queries = lookup_queries(&token);
+        assert!(!queries.is_empty(), "{name}: record {id} has lookup fields");
+        for (field, query) in queries {
+            let found = store.find_token(&query);
+            if case.tampered.contains(id) {
+                assert!(
+                    matches!(found, Err(Error::Tampered { .. })),
+                    "{name}: lookup of record {id} by {field} must fail, got {found:?}"
+                );
+                continue;
+            }
+            let found = found
+                .unwrap_or_else(|e| panic!("{name}: lookup of {id} by {field}: {e}"))
+                .unwrap_or_else(|| panic!("{name}: lookup of {id} by {field} found nothing"));
+            // find_token merges the stored record into the query; every query field is a
+            // value of the stored record, so the merge is the record itself.
+            assert_eq!(json(&found), *expected, "{name}: lookup of {id} by {field}");
+        }
+    }
+
+    // verify: every record opens and its tags are the ones its values give.
+    let report = store.verify().unwrap();
+    let failed: BTreeSet<String> = report.failed.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(failed, case.tampered, "{name}: verify");
+    assert_eq!(
+        report.ok,
+        case.records.len() - case.tampered.len(),
+        "{name}"
+    );
+    if tampered_records || tampered_tags {
+        return;
+    }
+
+    // An old store stays writable: update a record, rotate the data key, reopen.
+    assert_eq!(store.get_tokens().unwrap().len(), case.records.len());
+    let first = &case.records[0].id;
+    let mut update = OAuthToken::new()
+        .with_id(first)
+        .with_access_token("golden-updated-access");
+    store.save_token(&mut update).unwrap();
+    let rotation = store.rotate().unwrap();
+    assert_eq!(rotation.resealed, case.records.len(), "{name}");
+    drop(store);
+    let store = EncryptedStore::open(&backend, &credential).unwrap();
+    let report = store.verify().unwrap();
+    assert!(report.failed.is_empty(), "{name}: {:?}", report.failed);
+    let found = store
+        .find_token(&OAuthToken::new().with_access_token("golden-updated-access"))
+        .unwrap()
+        .unwrap_or_else(|| panic!("{name}: updated record not found"));
+    assert_eq!(found.id(), Some(first.as_str()));
+}
+
+#[test]
+fn golden_stores_keep_opening() {
+    let cases = all_cases();
+    let count = |f: &dyn Fn(&Case) -> bool| cases.iter().filter(|c| f(c)).count();
+    // The set is fixed: a case that disappears is a regression of this test.
+    assert!(cases.len() >= 8, "only {} golden cases", cases.len());
+    assert!(count(&|c| c.expect == Expect::Ok && matches!(c.key, CaseKey::Raw(_))) >= 1);
+    assert!(count(&|c| c.expect == Expect::Ok && matches!(c.key, CaseKey::Passphrase(_))) >= 1);
+    for expect in [
+        Expect::WrongKey,
+        Expect::TamperedRecord,
+        Expect::TamperedTags,
+        Expect::TamperedHeader,
+    ] {
+        assert!(count(&|c| c.expect == expect) >= 1, "no {expect:?} case");
+    }
+    for case in &cases {
+        check_case(case);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An independent reading of the format, from SECURITY.md alone
+// ---------------------------------------------------------------------------------------------
+
+mod spec {
+    //! SECURITY.md §2–§4 in code, using the primitives directly. Nothing from tokenvault.
+
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use aes_gcm::{Aes256Gcm, Nonce};
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    pub fn lp(parts: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in parts {
+            out.extend_from_slice(&u32::try_from(p.len()).unwrap().to_be_bytes());
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    pub fn hkdf(salt: Option<&[u8]>, ikm: &[u8], info: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(salt, ikm)
+            .expand(info, &mut out)
+            .unwrap();
+        out
+    }
+
+    pub fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).unwrap();
+        for p in parts {
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// AES-256-GCM open of `nonce (12) | ciphertext | tag (16)`.
+    pub fn open(key: &[u8; 32], nonce: &[u8], ct_and_tag: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        let nonce: [u8; 12] = nonce.try_into().unwrap();
+        Aes256Gcm::new_from_slice(key)
+            .unwrap()
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ct_and_tag,
+                    aad,
+                },
+            )
+            .ok()
+    }
+
+    pub fn argon2id(passphrase: &[u8], salt: &[u8], m: u32, t: u32, p: u32) -> [u8; 32] {
+        use argon2::{Algorithm, Argon2, Params, Version};
+        let mut out = [0u8; 32];
+        Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(m, t, p, Some(32)).unwrap(),
+        )
+        .hash_password_into(passphrase, salt, &mut out)
+        .unwrap();
+        out
+    }
+
+    /// One named field of a byte layout.
+    pub struct Field {
+        pub offset: usize,
+        pub len: usize,
+        pub name: String,
+    }
+
+    /// A cursor that names every byte it hands out.
+    pub struct Layout<'a> {
+        pub bytes: &'a [u8],
+        pub at: usize,
+        pub fields: Vec<Field>,
+    }
+
+    impl<'a> Layout<'a> {
+        pub fn new(bytes: &'a [u8]) -> Self {
+            Self {
+                bytes,
+                at: 0,
+                fields: Vec::new(),
+            }
+        }
+        pub fn take(&mut self, len: usize, name: impl Into<String>) -> &'a [u8] {
+            let out = &self.bytes[self.at..self.at + len];
+            self.fields.push(Field {
+                offset: self.at,
+                len,
+                name: name.into(),
+            });
+            self.at += len;
+            out
+        }
+        pub fn u8(&mut self, name: &str) -> u8 {
+            self.take(1, name)[0]
+        }
+        pub fn u16(&mut self, name: &str) -> u16 {
+            u16::from_be_bytes(self.take(2, name).try_into().unwrap())
+        }
+        pub fn u32(&mut self, name: &str) -> u32 {
+            u32::from_be_bytes(self.take(4, name).try_into().unwrap())
+        }
+        pub fn u64(&mut self, name: &str) -> u64 {
+            u64::from_be_bytes(self.take(8, name).try_into().unwrap())
+        }
+    }
+
+    pub enum SlotBody {
+        Passphrase {
+            m: u32,
+            t: u32,
+            p: u32,
+            salt: Vec<u8>,
+        },
+        RawKey {
+            salt: Vec<u8>,
+        },
+    }
+
+    pub struct Slot {
+        pub id: u32,
+        pub kind: u8,
+        /// The body without the wrapped key (the slot's parameters).
+        pub params: Vec<u8>,
+        pub body: SlotBody,
+        pub wrapped: Vec<u8>,
+    }
+
+    pub struct DataKey {
+        pub id: u32,
+        pub seals: u64,
+        pub commitment: Vec<u8>,
+        pub wrapped: Vec<u8>,
+    }
+
+    pub struct Header {
+        pub store_id: Vec<u8>,
+        pub commitment: Vec<u8>,
+        pub slots: Vec<Slot>,
+        pub keys: Vec<DataKey>,
+        pub active: u32,
+        pub mac: Vec<u8>,
+        pub fields: Vec<Field>,
+    }
+
+    /// The header, as SECURITY.md §3.1 lays it out.
+    pub fn parse_header(bytes: &[u8]) -> Header {
+        let mut l = Layout::new(bytes);
+        assert_eq!(l.take(8, "magic \"TKNVAULT\""), b"TKNVAULT");
+        assert_eq!(l.u8("format version = 1"), 1);
+        let store_id = l.take(16, "store id").to_vec();
+        assert_eq!(l.u8("AEAD algorithm = 1 (AES-256-GCM)"), 1);
+        assert_eq!(l.u8("index algorithm = 1 (HMAC-SHA256)"), 1);
+        let commitment = l.take(32, "store-key commitment").to_vec();
+        let slot_count = l.u8("slot count");
+        let mut slots = Vec::new();
+        for n in 0..slot_count {
+            let id = l.u32(&format!("slot[{n}] id"));
+            let kind = l.u8(&format!("slot[{n}] kind"));
+            let len = usize::from(l.u16(&format!("slot[{n}] body length")));
+            let start = l.at;
+            let body = match kind {
+                1 => {
+                    assert_eq!(l.u8(&format!("slot[{n}] kdf = 1 (Argon2id v0x13)")), 1);
+                    let m = l.u32(&format!("slot[{n}] Argon2id m (KiB)"));
+                    let t = l.u32(&format!("slot[{n}] Argon2id t"));
+                    let p = l.u32(&format!("slot[{n}] Argon2id p"));
+                    let salt = l.take(16, format!("slot[{n}] salt")).to_vec();
+                    SlotBody::Passphrase { m, t, p, salt }
+                }
+                2 => SlotBody::RawKey {
+                    salt: l.take(16, format!("slot[{n}] salt")).to_vec(),
+                },
+                other => panic!("slot kind {other} is not in the golden stores"),
+            };
+            let params = bytes[start..l.at].to_vec();
+            let wrapped = l
+                .take(
+                    60,
+                    format!("slot[{n}] wrapped store key: nonce 12 | key 32 | tag 16"),
+                )
+                .to_vec();
+            assert_eq!(l.at - start, len, "slot body length");
+            slots.push(Slot {
+                id,
+                kind,
+                params,
+                body,
+                wrapped,
+            });
+        }
+        let key_count = l.u8("data-key count");
+        let mut keys = Vec::new();
+        for n in 0..key_count {
+            keys.push(DataKey {
+                id: l.u32(&format!("key[{n}] key id")),
+                seals: l.u64(&format!("key[{n}] seals reserved")),
+                commitment: l.take(32, format!("key[{n}] commitment")).to_vec(),
+                wrapped: l
+                    .take(
+                        60,
+                        format!("key[{n}] wrapped data key: nonce 12 | key 32 | tag 16"),
+                    )
+                    .to_vec(),
+            });
+        }
+        let active = l.u32("active key id");
+        let mac = l.take(32, "header MAC").to_vec();
+        assert_eq!(l.at, bytes.len(), "trailing bytes");
+        Header {
+            store_id,
+            commitment,
+            slots,
+            keys,
+            active,
+            mac,
+            fields: l.fields,
+        }
+    }
+}
+
+#[test]
+fn golden_bytes_follow_the_documented_format() {
+    const COMMIT: &[u8] = b"tokenvault commit";
+    let mut checked = 0;
+    for case in all_cases().iter().filter(|c| c.expect == Expect::Ok) {
+        let name = &case.name;
+        let h = spec::parse_header(&case.header);
+        assert_eq!(h.slots.len(), 1, "{name}");
+        let slot = &h.slots[0];
+
+        // credential → KEK
+        let kek = match (&case.key, &slot.body) {
+            (CaseKey::Raw(raw), spec::SlotBody::RawKey { salt }) => {
+                assert_eq!(slot.kind, 2);
+                spec::hkdf(Some(salt), raw, b"tokenvault raw-key slot v1")
+            }
+            (CaseKey::Passphrase(pw), spec::SlotBody::Passphrase { m, t, p, salt }) => {
+                assert_eq!(slot.kind, 1);
+                assert_eq!((*m, *t, *p), (65536, 3, 4), "{name}: default Argon2id");
+                spec::argon2id(pw.as_bytes(), salt, *m, *t, *p)
+            }
+            _ => panic!("{name}: slot kind does not fit the key"),
+        };
+        // KEK → store key
+        let slot_ad = spec::lp(&[
+            b"tokenvault slot",
+            &[1],
+            &h.store_id,
+            &slot.id.to_be_bytes(),
+            &[slot.kind],
+            &slot.params,
+        ]);
+        let store_key: [u8; 32] =
+            spec::open(&kek, &slot.wrapped[..12], &slot.wrapped[12..], &slot_ad)
+                .unwrap_or_else(|| panic!("{name}: slot does not open"))
+                .try_into()
+                .unwrap();
+        assert_eq!(spec::hmac(&store_key, &[COMMIT]).as_slice(), h.commitment);
+        // header MAC
+        let mac_key = spec::hkdf(None, &store_key, b"tokenvault header mac v1");
+        let body = &case.header[..case.header.len() - 32];
+        assert_eq!(spec::hmac(&mac_key, &[body]).as_slice(), h.mac, "{name}");
+        // store key → data keys
+        let wrap_key = spec::hkdf(None, &store_key, b"tokenvault data-key wrap v1");
+        let mut data_keys = BTreeMap::new();
+        for k in &h.keys {
+            let ad = spec::lp(&[
+                b"tokenvault data key",
+                &[1],
+                &h.store_id,
+                &k.id.to_be_bytes(),
+            ]);
+            let dk: [u8; 32] = spec::open(&wrap_key, &k.wrapped[..12], &k.wrapped[12..], &ad)
+                .unwrap_or_else(|| panic!("{name}: data key {} does not open", k.id))
+                .try_into()
+                .unwrap();
+            assert_eq!(spec::hmac(&dk, &[COMMIT]).as_slice(), k.commitment);
+            assert_eq!(k.seals % 4096, 0, "{name}: seals are reserved in blocks");
+            data_keys.insert(k.id, dk);
+        }
+        assert!(data_keys.contains_key(&h.active));
+        // records
+        let k_idx = spec::hkdf(None, &store_key, b"tokenvault index v1");
+        for r in &case.records {
+            let s = &r.sealed;
+            assert_eq!(s[0], 1, "{name}: record version");
+            let key_id = u32::from_be_bytes(s[1..5].try_into().unwrap());
+            let ad = spec::lp(&[
+                b"tokenvault record",
+                &[1],
+                &h.store_id,
+                &key_id.to_be_bytes(),
+                r.id.as_bytes(),
+            ]);
+            let plaintext = spec::open(&data_keys[&key_id], &s[5..17], &s[17..], &ad)
+                .unwrap_or_else(|| panic!("{name}: record {} does not open", r.id));
+            // The plaintext is the token's JSON without its id (which the AD binds).
+            let expected = &case.tokens[&r.id];
+            let id_member = format!("\"id\":{},", serde_json::to_string(&r.id).unwrap());
+            assert!(expected.starts_with(&format!("{{{id_member}")));
+            let without_id = expected.replacen(&id_member, "", 1);
+            assert_eq!(String::from_utf8(plaintext).unwrap(), without_id, "{name}");
+            // Blind-index tags: HMAC-SHA256(K_idx, field name || 0x00 || value).
+            let value: serde_json::Value = serde_json::from_str(expected).unwrap();
+            for (i, field) in ["user_name", "access_token", "refresh_token", "grant_token"]
+                .iter()
+                .enumerate()
+            {
+                let want = value[field]
+                    .as_str()
+                    .map(|v| Tag(spec::hmac(&k_idx, &[field.as_bytes(), &[0], v.as_bytes()])));
+                assert_eq!(r.tags.0[i], want, "{name}: record {} tag {field}", r.id);
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2);
+}
+
+/// Prints the raw-key golden header field by field (the dump in SECURITY.md §3).
+#[test]
+#[ignore = "prints documentation; run with --ignored --nocapture"]
+fn annotate_golden_header() {
+    let case = read_case(&golden_dir().join("rawkey-store.txt"));
+    let h = spec::parse_header(&case.header);
+    println!("offset  len  bytes  field");
+    for f in &h.fields {
+        let bytes = &case.header[f.offset..f.offset + f.len];
+        println!(
+            "{:>6}  {:>3}  {}  {}",
+            f.offset,
+            f.len,
+            hex::encode(bytes),
+            f.name
+        );
+    }
+    // Intermediate values, derived from the published test key (so not secrets either).
+    let CaseKey::Raw(raw) = &case.key else {
+        unreachable!()
+    };
+    let slot = &h.slots[0];
+    let spec::SlotBody::RawKey { salt } = &slot.body else {
+        unreachable!()
+    };
+    let kek = spec::hkdf(Some(salt), raw, b"tokenvault raw-key slot v1");
+    let slot_ad = spec::lp(&[
+        b"tokenvault slot",
+        &[1],
+        &h.store_id,
+        &slot.id.to_be_bytes(),
+        &[slot.kind],
+        &slot.params,
+    ]);
+    let store_key = spec::open(&kek, &slot.wrapped[..12], &slot.wrapped[12..], &slot_ad).unwrap();
+    let wrap_key = spec::hkdf(None, &store_key, b"tokenvault data-key wrap v1");
+    let key = &h.keys[0];
+    let dk_ad = spec::lp(&[
+        b"tokenvault data key",
+        &[1],
+        &h.store_id,
+        &key.id.to_be_bytes(),
+    ]);
+    let data_key = spec::open(&wrap_key, &key.wrapped[..12], &key.wrapped[12..], &dk_ad).unwrap();
+    println!("\nKEK            {}", hex::encode(kek));
+    println!("slot AD        {}", hex::encode(&slot_ad));
+    println!("store key      {}", hex::encode(&store_key));
+    println!(
+        "header MAC key {}",
+        hex::encode(spec::hkdf(None, &store_key, b"tokenvault header mac v1"))
+    );
+    println!("wrap key       {}", hex::encode(wrap_key));
+    println!("data-key AD    {}", hex::encode(&dk_ad));
+    println!("data key 1     {}", hex::encode(&data_key));
+    println!(
+        "K_idx          {}",
+        hex::encode(spec::hkdf(None, &store_key, b"tokenvault index v1"))
+    );
+    for r in &case.records {
+        let ad = spec::lp(&[
+            b"tokenvault record",
+            &[1],
+            &h.store_id,
+            &r.sealed[1..5],
+            r.id.as_bytes(),
+        ]);
+        let data_key: [u8; 32] = data_key.clone().try_into().unwrap();
+        let plaintext = spec::open(&data_key, &r.sealed[5..17], &r.sealed[17..], &ad).unwrap();
+        println!("\nrecord {}:", r.id);
+        println!("  AD        {}", hex::encode(&ad));
+        println!("  plaintext {}", String::from_utf8_lossy(&plaintext));
+        let s = &r.sealed;
+        println!("     0    1  {}  version", hex::encode(&s[..1]));
+        println!("     1    4  {}  key id", hex::encode(&s[1..5]));
+        println!("     5   12  {}  nonce", hex::encode(&s[5..17]));
+        let n = s.len() - 16;
+        println!(
+            "    17  {:>3}  {}  ciphertext",
+            n - 17,
+            hex::encode(&s[17..n])
+        );
+        println!("{:>6}   16  {}  tag", n, hex::encode(&s[n..]));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one-time generator
+// ---------------------------------------------------------------------------------------------
+
+/// The fixed raw key of the raw-key golden store: bytes 0x00..=0x1f.
+fn golden_raw_key() -> [u8; 32] {
+    std::array::from_fn(|i| u8::try_from(i).unwrap())
+}
+
+const GOLDEN_PASSPHRASE: &str = "tokenvault golden store passphrase (a test vector, not a secret)";
+
+fn full_token() -> OAuthToken {
+    OAuthToken::new()
+        .with_user_name("ann@example.com")
+        .with_client_id("1000.GOLDENCLIENTID")
+        .with_client_secret("golden-client-secret")
+        .with_refresh_token("1000.golden.refresh.ann")
+        .with_access_token("1000.golden.access.ann")
+        .with_grant_token("1000.golden.grant.ann")
+        .with_expiry_time(1_900_000_000_000)
+        .with_redirect_url("https://example.com/oauth/callback")
+        .with_api_domain("https://www.zohoapis.com")
+}
+
+fn minimal_token() -> OAuthToken {
+    OAuthToken::new()
+        .with_user_name("bob@example.com")
+        .with_refresh_token("1000.golden.refresh.bob")
+}
+
+/// Values that JSON must escape, and non-ASCII text, so the plaintext encoding is pinned too.
+fn escapes_token() -> OAuthToken {
+    OAuthToken::new()
+        .with_user_name("zo\u{eb} \"q\" back\\slash\ttab \u{1f511}")
+        .with_access_token("1000.golden.access.zo\u{eb}/\u{1}")
+        .with_expiry_time(1)
+}
+
+/// Creates a store, saves `tokens`, and returns the case it makes.
+fn make_store(name: &str, key: CaseKey, tokens: Vec<OAuthToken>, comments: Vec<String>) -> Case {
+    let backend = MemoryBackend::new();
+    let credential = key.credential();
+    let store = EncryptedStore::create(&backend, &credential).unwrap();
+    let mut ids = Vec::new();
+    for mut token in tokens {
+        store.save_token(&mut token).unwrap();
+        ids.push(token.id().unwrap().to_owned());
+    }
+    let mut case = Case {
+        name: name.to_owned(),
+        comments,
+        expect: Expect::Ok,
+        key,
+        header: backend.read_header().unwrap().unwrap(),
+        records: backend.list().unwrap(),
+        tokens: BTreeMap::new(),
+        tampered: BTreeSet::new(),
+    };
+    for id in &ids {
+        let token = store.find_token_by_id(id).unwrap().unwrap();
+        case.tokens.insert(id.clone(), json(&token));
+    }
+    case
+}
+
+#[test]
+#[ignore = "wrote tests/vectors/golden once; the committed files are the truth"]
+fn generate_golden() {
+    let dir = golden_dir();
+    let existing = std::fs::read_dir(&dir).map_or(0, |d| d.count());
+    assert!(
+        existing == 0,
+        "{dir:?} already holds golden files: they are the compatibility promise and must not be \
+         regenerated (random nonces would change every byte). Delete them only if the format \
+         version changes."
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = "made once by tests/golden.rs generate_golden (tokenvault 0.1.0, format version 1); \
+                never regenerated";
+
+    let raw = make_store(
+        "rawkey-store.txt",
+        CaseKey::Raw(golden_raw_key()),
+        vec![full_token(), minimal_token(), escapes_token()],
+        vec![
+            made.to_owned(),
+            "raw-key store: raw key = bytes 00..1f; three records: all ten fields; \
+             user_name + refresh_token; JSON escapes and non-ASCII"
+                .to_owned(),
+        ],
+    );
+    let pass = make_store(
+        "passphrase-store.txt",
+        CaseKey::Passphrase(GOLDEN_PASSPHRASE.to_owned()),
+        vec![full_token(), minimal_token()],
+        vec![
+            made.to_owned(),
+            "passphrase store: default Argon2id (m = 65536 KiB, t = 3, p = 4); two records: \
+             all ten fields; user_name + refresh_token"
+                .to_owned(),
+            "the passphrase is a published test vector, not a secret".to_owned(),
+        ],
+    );
+    let id_of = |case: &Case, user: &str| -> String {
+        case.tokens
+            .iter()
+            .find(|(_, j)| j.contains(&format!("\"user_name\":\"{user}\"")))
+            .map(|(id, _)| id.clone())
+            .unwrap()
+    };
+    let ann = id_of(&raw, "ann@example.com");
+    let bob = id_of(&raw, "bob@example.com");
+
+    let mut cases = vec![raw.clone(), pass.clone()];
+
+    let mut c = raw.clone();
+    c.name = "rawkey-wrong-key.txt".into();
+    c.comments = vec![
+        made.into(),
+        "the header of rawkey-store.txt opened with another raw key (bytes 20..3f)".into(),
+    ];
+    c.expect = Expect::WrongKey;
+    c.key = CaseKey::Raw(std::array::from_fn(|i| u8::try_from(i + 0x20).unwrap()));
+    c.records.clear();
+    c.tokens.clear();
+    cases.push(c);
+
+    let mut c = pass.clone();
+    c.name = "passphrase-wrong-passphrase.txt".into();
+    c.comments = vec![
+        made.into(),
+        "the header of passphrase-store.txt opened with another passphrase".into(),
+    ];
+    c.expect = Expect::WrongKey;
+    c.key = CaseKey::Passphrase(format!("{GOLDEN_PASSPHRASE}!"));
+    c.records.clear();
+    c.tokens.clear();
+    cases.push(c);
+
+    let mut c = raw.clone();
+    c.name = "rawkey-tampered-record.txt".into();
+    c.comments = vec![
+        made.into(),
+        format!(
+            "rawkey-store.txt with one byte of record {ann} flipped (byte 20, in the \
+             ciphertext: xor 0x01); the other records still open"
+        ),
+    ];
+    c.expect = Expect::TamperedRecord;
+    c.records.iter_mut().find(|r| r.id == ann).unwrap().sealed[20] ^= 0x01;
+    c.tampered = [ann.clone()].into();
+    cases.push(c);
+
+    let mut c = raw.clone();
+    c.name = "rawkey-moved-records.txt".into();
+    c.comments = vec![
+        made.into(),
+        format!(
+            "rawkey-store.txt with the sealed bytes of records {ann} and {bob} exchanged (tags \
+             stay with the ids): the associated data binds the record id, so neither opens"
+        ),
+    ];
+    c.expect = Expect::TamperedRecord;
+    let sealed_ann = c
+        .records
+        .iter()
+        .find(|r| r.id == ann)
+        .unwrap()
+        .sealed
+        .clone();
+    let sealed_bob = c
+        .records
+        .iter()
+        .find(|r| r.id == bob)
+        .unwrap()
+        .sealed
+        .clone();
+    for r in &mut c.records {
+        if r.id == ann {
+            r.sealed = sealed_bob.clone();
+        } else if r.id == bob {
+            r.sealed = sealed_ann.clone();
+        }
+    }
+    c.tampered = [ann.clone(), bob.clone()].into();
+    cases.push(c);
+
+    let mut c = raw.clone();
+    c.name = "rawkey-swapped-tags.txt".into();
+    c.comments = vec![
+        made.into(),
+        format!(
+            "rawkey-store.txt with the tag columns of records {ann} and {bob} exchanged: both \
+             still open by id, but every lookup through the swapped tags must fail (the opened \
+             record lacks the looked-up value) and verify must list both"
+        ),
+    ];
+    c.expect = Expect::TamperedTags;
+    let tags_ann = c.records.iter().find(|r| r.id == ann).unwrap().tags;
+    let tags_bob = c.records.iter().find(|r| r.id == bob).unwrap().tags;
+    for r in &mut c.records {
+        if r.id == ann {
+            r.tags = tags_bob;
+        } else if r.id == bob {
+            r.tags = tags_ann;
+        }
+    }
+    c.tampered = [ann.clone(), bob.clone()].into();
+    cases.push(c);
+
+    let mut c = raw.clone();
+    c.name = "rawkey-tampered-header.txt".into();
+    c.comments = vec![
+        made.into(),
+        "rawkey-store.txt with the last byte of the header (in its MAC) xor 0x01".into(),
+    ];
+    c.expect = Expect::TamperedHeader;
+    *c.header.last_mut().unwrap() ^= 0x01;
+    c.records.clear();
+    c.tokens.clear();
+    cases.push(c);
+
+    for case in &cases {
+        std::fs::write(dir.join(&case.name), render_case(case)).unwrap();
+    }
+    // What was written reads back as what was meant.
+    for case in &cases {
+        let back = read_case(&dir.join(&case.name));
+        assert_eq!(render_case(&back), render_case(case));
+    }
+}
