@@ -42,6 +42,7 @@ pub mod backend;
 mod crypto;
 pub mod danger;
 mod format;
+pub mod import;
 mod keys;
 mod matching;
 pub mod store;
@@ -55,7 +56,10 @@ pub use store::{BackendError, BackendErrorKind, Error, Result, Subject, TokenSto
 pub use token::{
     AccessToken, ClientSecret, GrantToken, OAuthToken, RefreshToken, TokenField, UserSignature,
 };
-pub use vault::{EncryptedStore, KeyUsage, RotationReport, SlotInfo, StoreOptions, VerifyReport};
+pub use vault::{
+    EncryptedStore, KeySlotKind, KeyUsage, RotationReport, Saved, SlotInfo, StoreInfo,
+    StoreOptions, VerifyReport, inspect,
+};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -370,6 +370,34 @@ impl OAuthToken {
         text.map(Zeroizing::new)
     }
 
+    /// Sets a field from text (the form CSV cells and SQL columns have); an empty or absent
+    /// value clears it.
+    ///
+    /// # Errors
+    /// A reason if `expiry_time` is not epoch milliseconds.
+    pub fn set_field(
+        &mut self,
+        field: TokenField,
+        value: Option<String>,
+    ) -> Result<(), &'static str> {
+        match field {
+            TokenField::Id => self.set_id(value),
+            TokenField::UserName => self.set_user_name(value),
+            TokenField::ClientId => self.set_client_id(value),
+            TokenField::ClientSecret => self.set_client_secret(value),
+            TokenField::RefreshToken => self.set_refresh_token(value),
+            TokenField::AccessToken => self.set_access_token(value),
+            TokenField::GrantToken => self.set_grant_token(value),
+            TokenField::ExpiryTime => {
+                let value = Zeroizing::new(value.unwrap_or_default());
+                self.expiry_time = parse_expiry(&value)?;
+            }
+            TokenField::RedirectUrl => self.set_redirect_url(value),
+            TokenField::ApiDomain => self.set_api_domain(value),
+        }
+        Ok(())
+    }
+
     /// A view of this token that serializes every field, secrets included, with the Zoho SDK's
     /// JSON keys. Use it to export; never to log.
     pub fn expose_secrets(&self) -> ExposeSecrets<'_> {

@@ -6,7 +6,9 @@ mod maintenance;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-pub use maintenance::{KeyUsage, RotationReport, SlotInfo, VerifyReport};
+pub use maintenance::{
+    KeySlotKind, KeyUsage, RotationReport, SlotInfo, StoreInfo, VerifyReport, inspect,
+};
 
 use crate::backend::{Backend, LookupTags, StoredRecord, Transaction};
 use crate::crypto::{AeadKey, Argon2Params, IndexKey, Key, label, random_array, role};
@@ -23,6 +25,15 @@ const SEAL_BLOCK: u64 = 4096;
 pub(crate) const SEAL_LIMIT: u64 = 1 << 32;
 /// From here on, every reservation warns that the key should be rotated.
 pub(crate) const SEAL_WARNING: u64 = 1 << 31;
+
+/// What [`EncryptedStore::save`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Saved {
+    /// A new record.
+    Inserted,
+    /// An existing record, merged.
+    Updated,
+}
 
 /// Options for creating a store.
 #[derive(Clone, Copy, Debug, Default)]
@@ -147,7 +158,7 @@ impl<B: Backend> EncryptedStore<B> {
             let available = header
                 .slots
                 .iter()
-                .map(|s| maintenance::slot_kind_name(&s.kind))
+                .map(|s| maintenance::slot_kind(&s.kind).to_string())
                 .collect::<Vec<_>>();
             return Err(Error::NoMatchingSlot {
                 kind: credential.kind_name(),
@@ -426,6 +437,52 @@ impl<B: Backend> EncryptedStore<B> {
         })
     }
 
+    /// [`TokenStore::save_token`], also telling whether it inserted or updated.
+    ///
+    /// # Errors
+    /// As [`TokenStore::save_token`].
+    pub fn save(&self, token: &mut OAuthToken) -> Result<Saved> {
+        let mut outcome = None;
+        self.backend.transact(&mut |tx| {
+            let state = self.sync(tx.header()?)?;
+            let mut merged = token.clone();
+            let target = self.save_target(tx, &state, token)?;
+            let inserted = target.is_none();
+            let id = match target {
+                Some(stored) => {
+                    merged.fill_missing_from(&stored);
+                    stored
+                        .id()
+                        .expect("opened records carry their id")
+                        .to_owned()
+                }
+                None if !token.has_any_token() => {
+                    return Err(Error::InvalidToken {
+                        reason: "a new record needs an access, refresh or grant token",
+                    });
+                }
+                None => match token.id() {
+                    Some(id) => id.to_owned(),
+                    None => new_record_id(tx)?,
+                },
+            };
+            merged.set_id(Some(id.clone()));
+            self.check_unique(tx, &merged, &id)?;
+            let reservation = self.take_seals(tx, &state, 1)?;
+            tx.put(self.seal(&state, &merged, &id)?)?;
+            outcome = Some((merged, reservation, inserted));
+            Ok(())
+        })?;
+        let (merged, reservation, inserted) = outcome.expect("set by a committed step");
+        self.install(reservation);
+        *token = merged;
+        Ok(if inserted {
+            Saved::Inserted
+        } else {
+            Saved::Updated
+        })
+    }
+
     /// The record `save_token` updates, found inside the transaction.
     fn save_target(
         &self,
@@ -472,41 +529,8 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
     }
 
     fn save_token(&self, token: &mut OAuthToken) -> Result<()> {
-        let mut outcome = None;
-        self.backend.transact(&mut |tx| {
-            let state = self.sync(tx.header()?)?;
-            let mut merged = token.clone();
-            let id = match self.save_target(tx, &state, token)? {
-                Some(stored) => {
-                    merged.fill_missing_from(&stored);
-                    stored
-                        .id()
-                        .expect("opened records carry their id")
-                        .to_owned()
-                }
-                None if !token.has_any_token() => {
-                    return Err(Error::InvalidToken {
-                        reason: "a new record needs an access, refresh or grant token",
-                    });
-                }
-                None => match token.id() {
-                    Some(id) => id.to_owned(),
-                    None => new_record_id(tx)?,
-                },
-            };
-            merged.set_id(Some(id.clone()));
-            self.check_unique(tx, &merged, &id)?;
-            let reservation = self.take_seals(tx, &state, 1)?;
-            tx.put(self.seal(&state, &merged, &id)?)?;
-            outcome = Some((merged, reservation));
-            Ok(())
-        })?;
-        let (merged, reservation) = outcome.expect("set by a committed step");
-        self.install(reservation);
-        *token = merged;
-        Ok(())
+        self.save(token).map(drop)
     }
-
     fn delete_token(&self, id: &str) -> Result<()> {
         self.backend.transact(&mut |tx| {
             if tx.delete(id)? {

@@ -244,7 +244,12 @@ impl Header {
             });
         }
 
-        if slots.iter().filter(|s| matches!(s.kind, SlotKind::Passphrase { .. })).count() > MAX_PASSPHRASE_SLOTS {
+        if slots
+            .iter()
+            .filter(|s| matches!(s.kind, SlotKind::Passphrase { .. }))
+            .count()
+            > MAX_PASSPHRASE_SLOTS
+        {
             return Err(tampered(Malformed));
         }
         let key_count = usize::from(r.u8().map_err(tampered)?);

@@ -115,8 +115,7 @@ impl Credential {
     pub(crate) fn kek_for(&self, slot: &SlotKind) -> Result<Option<Key<role::Kek>>> {
         match (self, slot) {
             (Credential::Passphrase(p), SlotKind::Passphrase { params, salt, .. }) => {
-                derive_passphrase_kek(p.secret.as_bytes(), salt, params, p.floor)
-                    .map(Some)
+                derive_passphrase_kek(p.secret.as_bytes(), salt, params, p.floor).map(Some)
             }
             (Credential::RawKey(raw), SlotKind::RawKey { salt, .. }) => {
                 let raw: Key<role::Kek> = Key::try_init(|out| {

@@ -3,7 +3,9 @@
 use super::{EncryptedStore, HeaderState, SEAL_LIMIT, SEAL_WARNING, tampered};
 use crate::backend::Backend;
 use crate::crypto::{Argon2Params, Key, role};
-use crate::format::header::{self, DataKeyEntry, MAX_KEYS, MAX_PASSPHRASE_SLOTS, MAX_SLOTS, SlotKind};
+use crate::format::header::{
+    self, DataKeyEntry, MAX_KEYS, MAX_PASSPHRASE_SLOTS, MAX_SLOTS, SlotKind,
+};
 use crate::format::record;
 use crate::keys::Credential;
 use crate::store::{Error, Result};
@@ -12,15 +14,69 @@ use crate::store::{Error, Result};
 /// short, large enough that commits do not dominate.
 const ROTATE_BATCH: usize = 256;
 
-/// One key slot, as `slots()` lists it.
+/// One key slot, as `slots()` and [`inspect`] list it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotInfo {
     /// Slot id (stable; used to remove it).
     pub id: u32,
-    /// "passphrase", "raw key", or "unknown (code N)".
-    pub kind: String,
-    /// Whether this handle was opened through this slot.
+    /// What opens it.
+    pub kind: KeySlotKind,
+    /// Whether this handle was opened through this slot (always false from [`inspect`]).
     pub opened_with: bool,
+}
+
+/// What kind of credential opens a key slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeySlotKind {
+    /// A passphrase (Argon2id).
+    Passphrase,
+    /// A 32-byte key held by the application.
+    RawKey,
+    /// A kind written by a newer build, by its code.
+    Unknown(u8),
+}
+
+impl std::fmt::Display for KeySlotKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySlotKind::Passphrase => f.write_str("passphrase"),
+            KeySlotKind::RawKey => f.write_str("raw key"),
+            KeySlotKind::Unknown(code) => write!(f, "unknown (code {code})"),
+        }
+    }
+}
+
+/// What a store's header says before it is unlocked. Nothing here is authenticated yet (the
+/// header MAC needs the store key): use it to pick a credential, not to trust anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreInfo {
+    /// The store id, hex.
+    pub store_id: String,
+    /// The key slots.
+    pub slots: Vec<SlotInfo>,
+}
+
+/// Reads the header of the store in `backend` without unlocking it.
+///
+/// # Errors
+/// [`Error::NoStore`] if there is none; [`Error::UnsupportedFormat`], [`Error::Tampered`] or
+/// [`Error::KdfParamsOutOfBounds`] for a header that does not parse; storage errors.
+pub fn inspect(backend: &dyn Backend) -> Result<StoreInfo> {
+    let bytes = backend.read_header()?.ok_or(Error::NoStore)?;
+    let header = header::Header::read(&bytes)?;
+    Ok(StoreInfo {
+        store_id: super::hex_id(&header.store_id),
+        slots: header
+            .slots
+            .iter()
+            .map(|s| SlotInfo {
+                id: s.id,
+                kind: slot_kind(&s.kind),
+                opened_with: false,
+            })
+            .collect(),
+    })
 }
 
 /// How much of the active data key's nonce budget is used.
@@ -58,11 +114,11 @@ pub struct RotationReport {
     pub resumed: bool,
 }
 
-pub(super) fn slot_kind_name(kind: &SlotKind) -> String {
+pub(super) fn slot_kind(kind: &SlotKind) -> KeySlotKind {
     match kind {
-        SlotKind::Passphrase { .. } => "passphrase".into(),
-        SlotKind::RawKey { .. } => "raw key".into(),
-        SlotKind::Unknown { code, .. } => format!("unknown (code {code})"),
+        SlotKind::Passphrase { .. } => KeySlotKind::Passphrase,
+        SlotKind::RawKey { .. } => KeySlotKind::RawKey,
+        SlotKind::Unknown { code, .. } => KeySlotKind::Unknown(*code),
     }
 }
 
@@ -119,10 +175,17 @@ impl<B: Backend> EncryptedStore<B> {
                     reason: "a store holds at most 32 key slots",
                 });
             }
-            let passphrase_slots =
-                header.slots.iter().filter(|s| matches!(s.kind, SlotKind::Passphrase { .. })).count();
-            if matches!(credential, Credential::Passphrase(_)) && passphrase_slots >= MAX_PASSPHRASE_SLOTS {
-                return Err(Error::Refused { reason: "a store holds at most 4 passphrase slots" });
+            let passphrase_slots = header
+                .slots
+                .iter()
+                .filter(|s| matches!(s.kind, SlotKind::Passphrase { .. }))
+                .count();
+            if matches!(credential, Credential::Passphrase(_))
+                && passphrase_slots >= MAX_PASSPHRASE_SLOTS
+            {
+                return Err(Error::Refused {
+                    reason: "a store holds at most 4 passphrase slots",
+                });
             }
             added = header.slots.iter().map(|s| s.id).max().unwrap_or(0) + 1;
             header.slots.push(credential.new_slot(
@@ -170,7 +233,7 @@ impl<B: Backend> EncryptedStore<B> {
             .iter()
             .map(|s| SlotInfo {
                 id: s.id,
-                kind: slot_kind_name(&s.kind),
+                kind: slot_kind(&s.kind),
                 opened_with: s.id == self.opened_slot,
             })
             .collect())

@@ -1,0 +1,201 @@
+//! Command-line definitions (clap). Behaviour lives in the other modules and the library.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Store URIs (--store or TOKENVAULT_STORE):
+  sqlite:PATH   SQLite database (default: the user's data dir, tokenvault/tokens.db)
+  file:PATH     a single file
+
+Keys: a passphrase comes from TOKENVAULT_PASSPHRASE, --passphrase-file, or a prompt on the
+terminal; a raw key (stores created with --key env) from TOKENVAULT_KEY (base64, 32 bytes).
+
+Exit status: 0 success, 1 failure, 2 usage error.
+
+Example:
+  tokenvault init
+  echo '{\"user_name\":\"ann@example.com\",\"refresh_token\":\"1000.x\"}' | tokenvault save
+  tokenvault get --user ann@example.com --field refresh_token";
+
+/// Keeps OAuth tokens encrypted at rest (AES-256-GCM; Argon2id passphrase or raw key).
+#[derive(Parser, Debug)]
+#[command(name = "tokenvault", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The store to use.
+    #[arg(long, global = true, env = "TOKENVAULT_STORE", value_name = "URI")]
+    pub store: Option<String>,
+
+    /// Read the passphrase from this file (first line) instead of TOKENVAULT_PASSPHRASE or a prompt.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Machine-readable output (JSON) wherever records are printed.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new store (refuses to overwrite one).
+    #[command(
+        after_help = "Example:\n  TOKENVAULT_STORE=sqlite:./tokens.db tokenvault init --key passphrase"
+    )]
+    Init {
+        /// What unlocks the store: a passphrase (Argon2id) or a raw key from TOKENVAULT_KEY.
+        #[arg(long, value_enum, default_value_t = KeyKind::Passphrase)]
+        key: KeyKind,
+    },
+
+    /// Save one JSON token object, or an array of them, read from stdin; prints the ids.
+    #[command(
+        after_help = "Example:\n  echo '{\"user_name\":\"ann@example.com\",\"refresh_token\":\"1000.x\"}' | tokenvault save"
+    )]
+    Save,
+
+    /// Print a token as JSON, by id or by user name.
+    #[command(
+        after_help = "Examples:\n  tokenvault get 3f2a9c0d41b7e865\n  tokenvault get --user ann@example.com --field access_token"
+    )]
+    Get {
+        /// The record id.
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<String>,
+        /// Find by user name instead.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Print only this field's value, bare (e.g. access_token).
+        #[arg(long, value_name = "NAME", value_parser = parse_field)]
+        field: Option<tokenvault::TokenField>,
+    },
+
+    /// Read a partial JSON token from stdin and print the matching record (exit 1 if none).
+    #[command(after_help = "Example:\n  echo '{\"access_token\":\"1000.abc\"}' | tokenvault find")]
+    Find,
+
+    /// List records (never secrets): id, user, client id, API domain, expiry.
+    #[command(after_help = "Example:\n  tokenvault list --json")]
+    List,
+
+    /// Delete the record with this id.
+    #[command(after_help = "Example:\n  tokenvault delete 3f2a9c0d41b7e865")]
+    Delete {
+        /// The record id.
+        id: String,
+    },
+
+    /// Delete every record.
+    #[command(after_help = "Example:\n  tokenvault purge --yes")]
+    Purge {
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+
+    /// Delete records whose access token has expired.
+    #[command(after_help = "Example:\n  tokenvault prune --expired")]
+    Prune {
+        /// Confirm that expired records go.
+        #[arg(long)]
+        expired: bool,
+    },
+
+    /// Import tokens from the Zoho SDKs' files or a JSON export (re-imports update).
+    #[command(
+        after_help = "Examples:\n  tokenvault import --format zoho-csv ~/zoho_oauth_tokens.csv\n  tokenvault import --format zoho-sqlite ./zoho.db"
+    )]
+    Import {
+        /// The file's format.
+        #[arg(long, value_enum)]
+        format: ImportFormat,
+        /// The file to read.
+        file: PathBuf,
+    },
+
+    /// Export every token in plaintext (needs --plaintext; files are written 0600).
+    #[command(
+        after_help = "Example:\n  tokenvault export --format zoho-csv --plaintext --out tokens.csv"
+    )]
+    Export {
+        /// The output format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Acknowledge that the output holds every secret in plaintext.
+        #[arg(long)]
+        plaintext: bool,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Overwrite --out if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+
+    /// Change the passphrase (re-wraps the key; records are not touched).
+    #[command(after_help = "Example:\n  TOKENVAULT_NEW_PASSPHRASE=… tokenvault passwd")]
+    Passwd {
+        /// Read the new passphrase from this file instead of TOKENVAULT_NEW_PASSPHRASE or a prompt.
+        #[arg(long, value_name = "PATH")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+
+    /// Make a new data key and re-seal every record (resumes an interrupted rotation).
+    #[command(after_help = "Example:\n  tokenvault rotate")]
+    Rotate,
+
+    /// Open every record; list those that fail; exit 1 if any.
+    #[command(after_help = "Example:\n  tokenvault verify")]
+    Verify,
+
+    /// Copy every record into a new store at URI, sealed under fresh keys.
+    #[command(after_help = "Example:\n  tokenvault migrate --to file:./tokens.tv")]
+    Migrate {
+        /// The destination store (must not exist yet).
+        #[arg(long, value_name = "URI")]
+        to: String,
+    },
+}
+
+/// What unlocks a new store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyKind {
+    /// A passphrase, stretched with Argon2id.
+    Passphrase,
+    /// A 32-byte key given in TOKENVAULT_KEY (base64).
+    Env,
+}
+
+/// Import formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormat {
+    /// A Zoho SDK FileStore CSV (Python, Java, Node; also the older 9-column form).
+    ZohoCsv,
+    /// The `oauthtoken` table of a Zoho SDK SQLite store.
+    ZohoSqlite,
+    /// What `export --format json` writes.
+    Json,
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A Zoho FileStore CSV (Python SDK header).
+    ZohoCsv,
+    /// A JSON array of tokens.
+    Json,
+}
+
+fn parse_field(name: &str) -> Result<tokenvault::TokenField, String> {
+    tokenvault::TokenField::from_name(name).ok_or_else(|| {
+        let names: Vec<_> = tokenvault::TokenField::ALL
+            .iter()
+            .map(|f| f.name())
+            .collect();
+        format!("unknown field; one of: {}", names.join(", "))
+    })
+}

@@ -1,0 +1,247 @@
+//! Which store, and how to unlock it: store URIs, backends, passphrases and raw keys.
+
+use std::fmt;
+use std::fs;
+use std::io::IsTerminal;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use tokenvault::backend::{Backend, FileBackend, SqliteBackend};
+use tokenvault::{Credential, EncryptedStore, Error, KeySlotKind, RawKey, StoreInfo};
+use zeroize::Zeroizing;
+
+use crate::CliError;
+
+/// An open store, whatever its backend.
+pub type Store = EncryptedStore<Box<dyn Backend>>;
+
+/// Where a store lives.
+#[derive(Clone, Debug)]
+pub enum StoreUri {
+    /// `sqlite:PATH`
+    Sqlite(PathBuf),
+    /// `file:PATH`
+    File(PathBuf),
+}
+
+impl fmt::Display for StoreUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUri::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            StoreUri::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+impl StoreUri {
+    /// Parses `sqlite:PATH` or `file:PATH`; `None` gives the default store.
+    pub fn parse(text: Option<&str>) -> Result<StoreUri, CliError> {
+        let Some(text) = text else {
+            return Self::default_store();
+        };
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            return Self::non_empty(path).map(StoreUri::Sqlite);
+        }
+        if let Some(path) = text.strip_prefix("file:") {
+            return Self::non_empty(path).map(StoreUri::File);
+        }
+        if text.starts_with("postgres://") || text.starts_with("mysql://") {
+            return Err(CliError::usage(format!(
+                "{} stores are not supported by this build yet; use sqlite:PATH or file:PATH",
+                text.split("://").next().unwrap_or_default()
+            )));
+        }
+        Err(CliError::usage(
+            "unknown store URI; use sqlite:PATH or file:PATH",
+        ))
+    }
+
+    fn non_empty(path: &str) -> Result<PathBuf, CliError> {
+        if path.is_empty() {
+            Err(CliError::usage("the store URI has no path"))
+        } else {
+            Ok(PathBuf::from(path))
+        }
+    }
+
+    /// `sqlite:` in the user's data directory (`$XDG_DATA_HOME/tokenvault/tokens.db` on Linux).
+    fn default_store() -> Result<StoreUri, CliError> {
+        let dir = dirs::data_dir().ok_or_else(|| {
+            CliError::failure(
+                "cannot find the user's data directory; pass --store or set TOKENVAULT_STORE",
+            )
+        })?;
+        Ok(StoreUri::Sqlite(dir.join("tokenvault").join("tokens.db")))
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            StoreUri::Sqlite(p) | StoreUri::File(p) => p,
+        }
+    }
+
+    /// Whether the store's file exists (a store may still be empty inside).
+    pub fn exists(&self) -> bool {
+        self.path().exists()
+    }
+
+    /// Opens the backend, creating the file and (mode 0700) its directory if missing.
+    pub fn backend(&self) -> Result<Box<dyn Backend>, CliError> {
+        if let Some(dir) = self
+            .path()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let opened: Result<Box<dyn Backend>, _> = match self {
+            StoreUri::Sqlite(p) => SqliteBackend::open(p).map(|b| Box::new(b) as Box<dyn Backend>),
+            StoreUri::File(p) => FileBackend::open(p).map(|b| Box::new(b) as Box<dyn Backend>),
+        };
+        opened.map_err(|e| CliError::failure(format!("{self}: {e}")))
+    }
+
+    /// Turns a library error into a message that names this store.
+    pub fn error(&self, e: Error) -> CliError {
+        CliError::failure(match e {
+            Error::WrongKey => format!("wrong passphrase or key for store {self}"),
+            Error::NoStore => format!("no store at {self} (create one with `tokenvault init`)"),
+            Error::StoreExists => format!("store {self} already exists; refusing to overwrite it"),
+            Error::NotFound { id } => format!("no token with id {id}"),
+            other => format!("{self}: {other}"),
+        })
+    }
+}
+
+/// Global options that say how to unlock.
+pub struct Unlock {
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl Unlock {
+    /// Opens an existing store, choosing the credential from its key slots.
+    pub fn open(&self, uri: &StoreUri) -> Result<Store, CliError> {
+        self.open_with_credential(uri).map(|(store, _)| store)
+    }
+
+    /// [`open`](Self::open), also returning the credential that opened it.
+    pub fn open_with_credential(&self, uri: &StoreUri) -> Result<(Store, Credential), CliError> {
+        if !uri.exists() {
+            return Err(uri.error(Error::NoStore));
+        }
+        let backend = uri.backend()?;
+        let info = tokenvault::inspect(&*backend).map_err(|e| uri.error(e))?;
+        let credential = self.credential_for(&info)?;
+        let store = EncryptedStore::open(backend, &credential).map_err(|e| uri.error(e))?;
+        Ok((store, credential))
+    }
+
+    /// A raw key if TOKENVAULT_KEY is set and the store has a raw-key slot; else the
+    /// passphrase if it has a passphrase slot.
+    fn credential_for(&self, info: &StoreInfo) -> Result<Credential, CliError> {
+        let has = |kind| info.slots.iter().any(|s| s.kind == kind);
+        let raw_available = std::env::var_os("TOKENVAULT_KEY").is_some();
+        if has(KeySlotKind::RawKey) && (raw_available || !has(KeySlotKind::Passphrase)) {
+            return raw_key_from_env().map(Credential::raw_key);
+        }
+        if has(KeySlotKind::Passphrase) {
+            let mut passphrase = read_secret(
+                "TOKENVAULT_PASSPHRASE",
+                self.passphrase_file.as_deref(),
+                "Passphrase: ",
+                false,
+            )?;
+            // Moved, not copied, into the credential.
+            return Ok(Credential::passphrase(std::mem::take(&mut *passphrase)));
+        }
+        let kinds: Vec<String> = info.slots.iter().map(|s| s.kind.to_string()).collect();
+        Err(CliError::failure(format!(
+            "this build cannot open any of the store's key slots ({})",
+            kinds.join(", ")
+        )))
+    }
+}
+
+/// The raw key from TOKENVAULT_KEY (base64 of 32 bytes).
+pub fn raw_key_from_env() -> Result<RawKey, CliError> {
+    let text = Zeroizing::new(std::env::var("TOKENVAULT_KEY").map_err(|_| {
+        CliError::failure(
+            "this store opens with a raw key: set TOKENVAULT_KEY to its base64 (32 bytes)",
+        )
+    })?);
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| CliError::failure("TOKENVAULT_KEY is not valid base64"))?,
+    );
+    let array: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        CliError::failure(format!(
+            "TOKENVAULT_KEY must decode to 32 bytes, not {}",
+            bytes.len()
+        ))
+    })?;
+    Ok(RawKey::from_bytes(array))
+}
+
+/// A secret from `env_var`, else the first line of `file`, else a no-echo prompt on the
+/// terminal (asked twice when `confirm`). Without any of them, an error naming the three.
+pub fn read_secret(
+    env_var: &str,
+    file: Option<&Path>,
+    prompt: &str,
+    confirm: bool,
+) -> Result<Zeroizing<String>, CliError> {
+    if let Ok(value) = std::env::var(env_var) {
+        return non_empty(Zeroizing::new(value), env_var);
+    }
+    if let Some(file) = file {
+        let text = Zeroizing::new(
+            fs::read_to_string(file)
+                .map_err(|e| CliError::failure(format!("cannot read {}: {e}", file.display())))?,
+        );
+        let line = text.lines().next().unwrap_or_default();
+        return non_empty(Zeroizing::new(line.to_owned()), &file.display().to_string());
+    }
+    if !has_terminal() {
+        return Err(CliError::failure(format!(
+            "no passphrase: set {env_var}, pass --passphrase-file PATH, or run on a terminal to be prompted"
+        )));
+    }
+    let first = Zeroizing::new(
+        rpassword::prompt_password(prompt)
+            .map_err(|e| CliError::failure(format!("cannot read the passphrase: {e}")))?,
+    );
+    if confirm {
+        let second = Zeroizing::new(
+            rpassword::prompt_password("Repeat: ")
+                .map_err(|e| CliError::failure(format!("cannot read the passphrase: {e}")))?,
+        );
+        if *first != *second {
+            return Err(CliError::failure("the two passphrases differ"));
+        }
+    }
+    non_empty(first, "the prompt")
+}
+
+fn non_empty(value: Zeroizing<String>, source: &str) -> Result<Zeroizing<String>, CliError> {
+    if value.is_empty() {
+        Err(CliError::failure(format!("empty passphrase from {source}")))
+    } else {
+        Ok(value)
+    }
+}
+
+/// Whether a controlling terminal can be opened for a prompt (stdin may be a pipe).
+fn has_terminal() -> bool {
+    std::io::stdin().is_terminal()
+        || fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .is_ok()
+}

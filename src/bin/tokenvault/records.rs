@@ -1,0 +1,261 @@
+//! Commands on records: save, get, find, list, delete, purge, prune.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use tokenvault::{OAuthToken, Saved, TokenField, TokenStore};
+use zeroize::Zeroizing;
+
+use crate::CliError;
+use crate::open::{Store, StoreUri, Unlock};
+
+/// All of stdin, in a buffer that is cleared when dropped.
+pub fn read_stdin() -> Result<Zeroizing<String>, CliError> {
+    let mut text = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::failure(format!("cannot read stdin: {e}")))?;
+    Ok(text)
+}
+
+/// Parses stdin as one token object or an array of them.
+fn tokens_from_stdin() -> Result<Vec<OAuthToken>, CliError> {
+    let rows = tokenvault::import::json::read(read_stdin()?.as_bytes())
+        .map_err(|e| CliError::failure(format!("stdin: {e}")))?;
+    rows.into_iter()
+        .map(|row| {
+            row.token.map_err(|reason| {
+                CliError::failure(format!("stdin, token #{}: {reason}", row.number))
+            })
+        })
+        .collect()
+}
+
+fn print_token(token: &OAuthToken) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &token.expose_secrets())
+        .map_err(std::io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub fn save(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliError> {
+    let tokens = tokens_from_stdin()?;
+    let mut results = Vec::with_capacity(tokens.len());
+    let mut out = std::io::stdout().lock();
+    for (i, mut token) in tokens.into_iter().enumerate() {
+        let saved = store.save(&mut token).map_err(|e| {
+            CliError::failure(format!(
+                "token #{} not saved ({} saved before it): {}",
+                i + 1,
+                i,
+                uri.error(e).message()
+            ))
+        })?;
+        let id = token.id().unwrap_or_default().to_owned();
+        if !json {
+            writeln!(out, "{id}")?;
+        }
+        results.push(serde_json::json!({
+            "id": id,
+            "result": if saved == Saved::Inserted { "inserted" } else { "updated" },
+        }));
+    }
+    if json {
+        writeln!(out, "{}", serde_json::Value::Array(results))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn get(
+    store: &Store,
+    uri: &StoreUri,
+    id: Option<String>,
+    user: Option<String>,
+    field: Option<TokenField>,
+) -> Result<ExitCode, CliError> {
+    let (token, what) = match (id, user) {
+        (Some(id), _) => (
+            store.find_token_by_id(&id),
+            format!("no token with id {id}"),
+        ),
+        (None, Some(user)) => (
+            store.find_token(&OAuthToken::new().with_user_name(&user)),
+            format!("no token for user {user}"),
+        ),
+        (None, None) => return Err(CliError::usage("give an id or --user NAME")),
+    };
+    let token = token
+        .map_err(|e| uri.error(e))?
+        .ok_or_else(|| CliError::failure(what))?;
+    match field {
+        None => print_token(&token)?,
+        Some(field) => {
+            let value = token.expose_field(field).ok_or_else(|| {
+                CliError::failure(format!(
+                    "token {} has no {}",
+                    token.id().unwrap_or_default(),
+                    field.name()
+                ))
+            })?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", value.as_str())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn find(store: &Store, uri: &StoreUri) -> Result<ExitCode, CliError> {
+    let mut tokens = tokens_from_stdin()?;
+    if tokens.len() != 1 {
+        return Err(CliError::failure("find reads one token object from stdin"));
+    }
+    match store
+        .find_token(&tokens.remove(0))
+        .map_err(|e| uri.error(e))?
+    {
+        Some(token) => {
+            print_token(&token)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("tokenvault: no matching token");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `2026-11-24T15:45:24Z` for epoch milliseconds (proleptic Gregorian, UTC).
+pub fn iso8601(epoch_ms: u64) -> String {
+    let secs = epoch_ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn has_expired(token: &OAuthToken, now: SystemTime) -> bool {
+    token.expires_at().is_some_and(|at| at <= now)
+}
+
+pub fn list(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliError> {
+    let tokens = store.get_tokens().map_err(|e| uri.error(e))?;
+    let now = SystemTime::now();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let rows: Vec<_> = tokens
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "id": t.id(),
+                    "user_name": t.user_name(),
+                    "client_id": t.client_id(),
+                    "api_domain": t.api_domain(),
+                    "expiry_time": t.expiry_time().map(|ms| ms.to_string()),
+                    "expired": has_expired(t, now),
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::Value::Array(rows))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:<18} {:<32} {:<28} {:<28} {:<21} EXPIRED",
+        "ID", "USER", "CLIENT_ID", "API_DOMAIN", "EXPIRES"
+    )?;
+    for t in &tokens {
+        writeln!(
+            out,
+            "{:<18} {:<32} {:<28} {:<28} {:<21} {}",
+            t.id().unwrap_or("-"),
+            t.user_name().unwrap_or("-"),
+            t.client_id().unwrap_or("-"),
+            t.api_domain().unwrap_or("-"),
+            t.expiry_time().map_or_else(|| "-".to_owned(), iso8601),
+            if t.expiry_time().is_none() {
+                "-"
+            } else if has_expired(t, now) {
+                "yes"
+            } else {
+                "no"
+            },
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn delete(store: &Store, uri: &StoreUri, id: &str) -> Result<ExitCode, CliError> {
+    store.delete_token(id).map_err(|e| uri.error(e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn purge(unlock: &Unlock, uri: &StoreUri, yes: bool) -> Result<ExitCode, CliError> {
+    if !yes {
+        return Err(CliError::usage(
+            "purge deletes every token; confirm with --yes",
+        ));
+    }
+    unlock
+        .open(uri)?
+        .delete_tokens()
+        .map_err(|e| uri.error(e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn prune(
+    unlock: &Unlock,
+    uri: &StoreUri,
+    expired: bool,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    if !expired {
+        return Err(CliError::usage("say what to prune: --expired"));
+    }
+    let store = unlock.open(uri)?;
+    let now = SystemTime::now();
+    let mut pruned = 0;
+    // Only records whose expiry is known and past: a record without expiry (e.g. refresh
+    // token only) is not expired, it just has no access token yet.
+    for token in store.get_tokens().map_err(|e| uri.error(e))? {
+        if has_expired(&token, now) {
+            store
+                .delete_token(token.id().unwrap_or_default())
+                .map_err(|e| uri.error(e))?;
+            pruned += 1;
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::json!({ "pruned": pruned }))?;
+    } else {
+        writeln!(out, "pruned {pruned} expired token(s)")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso8601;
+
+    #[test]
+    fn iso8601_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(1_900_000_000_000), "2030-03-17T17:46:40Z");
+    }
+}
