@@ -150,9 +150,9 @@ impl Transaction for MemoryTransaction<'_> {
     }
 
     fn delete_all(&mut self) -> Result<(), BackendError> {
-        let header = self.state.header.take();
+        // The undo snapshot is the whole state, header included; only the records go.
         let old = std::mem::take(self.state);
-        self.state.header = header;
+        self.state.header.clone_from(&old.header);
         self.undo.push(Undo::All(Box::new(old)));
         Ok(())
     }
@@ -257,6 +257,28 @@ mod tests {
             b.find_by_tag(LookupField::UserName, &Tag([2; 32])).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn failed_delete_all_keeps_header_and_records() {
+        let b = MemoryBackend::new();
+        b.transact(&mut |tx| {
+            tx.put_header(b"h1")?;
+            Ok(tx.put(rec("a", 1))?)
+        })
+        .unwrap();
+        let err = b.transact(&mut |tx| {
+            tx.delete_all()?;
+            assert_eq!(
+                tx.header()?.as_deref(),
+                Some(&b"h1"[..]),
+                "delete_all keeps the header"
+            );
+            Err(Error::Random)
+        });
+        assert!(err.is_err());
+        assert_eq!(b.read_header().unwrap().as_deref(), Some(&b"h1"[..]));
+        assert_eq!(b.list().unwrap(), vec![rec("a", 1)]);
     }
 
     #[test]
