@@ -3,6 +3,8 @@
 
 use std::io::{Read, Write};
 
+use serde_json::value::RawValue;
+
 use super::Row;
 use crate::token::OAuthToken;
 
@@ -16,18 +18,19 @@ pub fn read(mut input: impl Read) -> Result<Vec<Row>, String> {
     input
         .read_to_string(&mut text)
         .map_err(|e| format!("cannot read input: {e}"))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| safe_reason(&e))?;
-    let items = match value {
-        serde_json::Value::Array(items) => items,
-        object @ serde_json::Value::Object(_) => vec![object],
+    // Each element is parsed from its own text, not through `serde_json::Value`, so that a
+    // duplicated key is an error rather than silently the last value.
+    let items: Vec<Box<RawValue>> = match text.trim_start().as_bytes().first() {
+        Some(b'[') => serde_json::from_str(&text).map_err(|e| safe_reason(&e))?,
+        Some(b'{') => vec![serde_json::from_str(&text).map_err(|e| safe_reason(&e))?],
         _ => return Err("expected a token object or an array of them".into()),
     };
     Ok(items
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(i, item)| Row {
             number: i as u64 + 1,
-            token: serde_json::from_value::<OAuthToken>(item).map_err(|e| safe_reason(&e)),
+            token: serde_json::from_str::<OAuthToken>(item.get()).map_err(|e| safe_reason(&e)),
         })
         .collect())
 }
@@ -71,4 +74,26 @@ pub fn write(mut output: impl Write, tokens: &[OAuthToken]) -> std::io::Result<(
     let views: Vec<_> = tokens.iter().map(OAuthToken::expose_secrets).collect();
     serde_json::to_writer_pretty(&mut output, &views)?;
     output.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_refused_and_values_never_quoted() {
+        let rows = read(&br#"[{"access_token":"A","access_token":"B"},{"access_token":12345},{"user_name":"u","refresh_token":"r"}]"#[..]).unwrap();
+        assert!(
+            rows[0]
+                .token
+                .as_ref()
+                .unwrap_err()
+                .contains("duplicate field")
+        );
+        let wrong_type = rows[1].token.as_ref().unwrap_err();
+        assert!(!wrong_type.contains("12345"), "{wrong_type}");
+        assert_eq!(rows[2].token.as_ref().unwrap().user_name(), Some("u"));
+        assert!(read(&b"42"[..]).is_err());
+        assert_eq!(read(&br#"{"user_name":"u"}"#[..]).unwrap().len(), 1);
+    }
 }

@@ -8,7 +8,10 @@ use tokenvault::{Credential, EncryptedStore};
 
 use crate::CliError;
 use crate::cli::KeyKind;
-use crate::open::{Store, StoreUri, Unlock, raw_key_from_env, read_secret};
+use crate::open::{
+    NEW_PASSPHRASE_SOURCES, PASSPHRASE_SOURCES, Store, StoreUri, Unlock, raw_key_from_env,
+    read_secret,
+};
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise.
 pub fn progress_bar(what: &str) -> indicatif::ProgressBar {
@@ -26,7 +29,7 @@ pub fn init(uri: &StoreUri, unlock: &Unlock, key: KeyKind) -> Result<ExitCode, C
     let credential = match key {
         KeyKind::Passphrase => {
             let mut passphrase = read_secret(
-                "TOKENVAULT_PASSPHRASE",
+                PASSPHRASE_SOURCES,
                 unlock.passphrase_file.as_deref(),
                 "New passphrase: ",
                 true,
@@ -50,7 +53,7 @@ pub fn passwd(
     new_passphrase_file: Option<&Path>,
 ) -> Result<ExitCode, CliError> {
     let mut new = read_secret(
-        "TOKENVAULT_NEW_PASSPHRASE",
+        NEW_PASSPHRASE_SOURCES,
         new_passphrase_file,
         "New passphrase: ",
         true,

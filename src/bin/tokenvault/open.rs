@@ -118,6 +118,12 @@ impl StoreUri {
     }
 }
 
+/// Where the current passphrase may come from: environment variable and option.
+pub const PASSPHRASE_SOURCES: (&str, &str) = ("TOKENVAULT_PASSPHRASE", "--passphrase-file");
+/// Where `passwd` reads the new passphrase from.
+pub const NEW_PASSPHRASE_SOURCES: (&str, &str) =
+    ("TOKENVAULT_NEW_PASSPHRASE", "--new-passphrase-file");
+
 /// Global options that say how to unlock.
 pub struct Unlock {
     pub passphrase_file: Option<PathBuf>,
@@ -151,7 +157,7 @@ impl Unlock {
         }
         if has(KeySlotKind::Passphrase) {
             let mut passphrase = read_secret(
-                "TOKENVAULT_PASSPHRASE",
+                PASSPHRASE_SOURCES,
                 self.passphrase_file.as_deref(),
                 "Passphrase: ",
                 false,
@@ -191,7 +197,7 @@ pub fn raw_key_from_env() -> Result<RawKey, CliError> {
 /// A secret from `env_var`, else the first line of `file`, else a no-echo prompt on the
 /// terminal (asked twice when `confirm`). Without any of them, an error naming the three.
 pub fn read_secret(
-    env_var: &str,
+    (env_var, file_option): (&str, &str),
     file: Option<&Path>,
     prompt: &str,
     confirm: bool,
@@ -209,7 +215,7 @@ pub fn read_secret(
     }
     if !has_terminal() {
         return Err(CliError::failure(format!(
-            "no passphrase: set {env_var}, pass --passphrase-file PATH, or run on a terminal to be prompted"
+            "no passphrase: set {env_var}, pass {file_option} PATH, or run on a terminal to be prompted"
         )));
     }
     let first = Zeroizing::new(

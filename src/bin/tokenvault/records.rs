@@ -45,14 +45,21 @@ pub fn save(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliEr
     let mut results = Vec::with_capacity(tokens.len());
     let mut out = std::io::stdout().lock();
     for (i, mut token) in tokens.into_iter().enumerate() {
-        let saved = store.save(&mut token).map_err(|e| {
-            CliError::failure(format!(
-                "token #{} not saved ({} saved before it): {}",
-                i + 1,
-                i,
-                uri.error(e).message()
-            ))
-        })?;
+        let saved = match store.save(&mut token) {
+            Ok(saved) => saved,
+            Err(e) => {
+                if json {
+                    // What was saved before the failure is still reported.
+                    writeln!(out, "{}", serde_json::Value::Array(results))?;
+                }
+                let reason = uri.error(e);
+                return Err(CliError::failure(format!(
+                    "token #{} not saved ({i} saved before it): {}",
+                    i + 1,
+                    reason.message()
+                )));
+            }
+        };
         let id = token.id().unwrap_or_default().to_owned();
         if !json {
             writeln!(out, "{id}")?;
@@ -173,15 +180,23 @@ pub fn list(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliEr
         writeln!(out, "{}", serde_json::Value::Array(rows))?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Wide enough for the longest id (legacy Zoho ids run to 28 characters).
+    let id_width = tokens
+        .iter()
+        .filter_map(|t| t.id())
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+        .max(16);
     writeln!(
         out,
-        "{:<18} {:<32} {:<28} {:<28} {:<21} EXPIRED",
+        "{:<id_width$}  {:<32} {:<28} {:<28} {:<21} EXPIRED",
         "ID", "USER", "CLIENT_ID", "API_DOMAIN", "EXPIRES"
     )?;
     for t in &tokens {
         writeln!(
             out,
-            "{:<18} {:<32} {:<28} {:<28} {:<21} {}",
+            "{:<id_width$}  {:<32} {:<28} {:<28} {:<21} {}",
             t.id().unwrap_or("-"),
             t.user_name().unwrap_or("-"),
             t.client_id().unwrap_or("-"),
