@@ -50,6 +50,8 @@ pub mod token;
 pub mod vault;
 
 pub use crypto::{Argon2Params, Tag};
+#[cfg(feature = "keychain")]
+pub use keys::keychain;
 pub use keys::{Credential, RawKey};
 pub use matching::LookupField;
 pub use store::{BackendError, BackendErrorKind, Error, Result, Subject, TokenStore};

@@ -201,6 +201,14 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The OS keychain could not give or keep a key. The store and its other slots are
+    /// untouched; open it with another slot (passphrase or raw key) if it has one.
+    #[error("{reason}; open the store with another key slot (passphrase or raw key) if it has one")]
+    Keychain {
+        /// What failed (never the secret).
+        reason: String,
+    },
+
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed")]
     Random,

@@ -12,7 +12,7 @@ pub use maintenance::{
 
 use crate::backend::{Backend, LookupTags, StoredRecord, Transaction};
 use crate::crypto::{AeadKey, Argon2Params, IndexKey, Key, label, random_array, role};
-use crate::format::header::{self, DataKeyEntry, Header, SlotKind};
+use crate::format::header::{self, DataKeyEntry, Header};
 use crate::format::record::{self, OpenFailure, RECORD_VERSION};
 use crate::keys::Credential;
 use crate::matching::{self, LookupField};
@@ -81,7 +81,7 @@ impl<B: Backend> std::fmt::Debug for EncryptedStore<B> {
     }
 }
 
-fn hex_id(id: &[u8]) -> String {
+pub(crate) fn hex_id(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -125,13 +125,19 @@ impl<B: Backend> EncryptedStore<B> {
         };
         let mac_key: Key<role::Data> = store_key.derive(label::HEADER_MAC);
         let bytes = header.write(mac_key.expose());
-        backend.transact(&mut |tx| {
+        let created = backend.transact(&mut |tx| {
             if tx.header()?.is_some() || !tx.list()?.is_empty() {
                 return Err(Error::StoreExists);
             }
             tx.put_header(&bytes)?;
             Ok(())
-        })?;
+        });
+        // The store id is new: a keychain entry under it belongs to nothing else.
+        #[cfg(feature = "keychain")]
+        if created.is_err() && matches!(credential, Credential::Keychain) {
+            let _ = crate::keys::keychain::delete(&hex_id(&store_id));
+        }
+        created?;
         Self::unlocked(backend, store_key, 1, bytes)
     }
 
@@ -165,28 +171,19 @@ impl<B: Backend> EncryptedStore<B> {
                 available: available.join(", "),
             });
         }
-        for slot in fitting {
-            let Some(kek) = credential.kek_for(&slot.kind)? else {
-                continue;
-            };
-            let wrapped = match &slot.kind {
-                SlotKind::Passphrase { wrapped, .. } | SlotKind::RawKey { wrapped, .. } => wrapped,
-                SlotKind::Unknown { .. } => continue,
-            };
-            let Ok(store_key) = kek
-                .aead()
-                .unwrap_key::<role::Store>(wrapped, &slot.wrap_ad(&header.store_id))
-            else {
-                continue;
-            };
-            if !store_key.matches_commitment(&header.store_key_commitment) {
-                return Err(Error::Tampered {
-                    what: Subject::KeySlot(slot.id),
-                });
-            }
-            return Self::unlocked(backend, store_key, slot.id, bytes);
+        drop(fitting);
+        match unlock(&header, credential)? {
+            Some((slot_id, store_key)) => Self::unlocked(backend, store_key, slot_id, bytes),
+            #[cfg(feature = "keychain")]
+            None if matches!(credential, Credential::Keychain) => Err(Error::Keychain {
+                reason: format!(
+                    "the OS keychain's key for store {} opens none of its keychain slots (altered, or the \
+                     store was copied from another machine: add a keychain slot here)",
+                    hex_id(&header.store_id)
+                ),
+            }),
+            None => Err(Error::WrongKey),
         }
-        Err(Error::WrongKey)
     }
 
     fn unlocked(
@@ -500,6 +497,39 @@ impl<B: Backend> EncryptedStore<B> {
         }
         Ok(None)
     }
+}
+
+/// The store key from the first of `header`'s slots that `credential` opens, with that slot's
+/// id; `None` if none does.
+///
+/// # Errors
+/// [`Error::Tampered`] for a slot whose key does not match the header's commitment; KDF bound
+/// and keychain errors.
+pub(crate) fn unlock(
+    header: &Header,
+    credential: &Credential,
+) -> Result<Option<(u32, Key<role::Store>)>> {
+    for slot in header.slots.iter().filter(|s| credential.fits(&s.kind)) {
+        let (Some(kek), Some(wrapped)) = (
+            credential.kek_for(&slot.kind, &header.store_id)?,
+            slot.kind.wrapped(),
+        ) else {
+            continue;
+        };
+        let Ok(store_key) = kek
+            .aead()
+            .unwrap_key::<role::Store>(wrapped, &slot.wrap_ad(&header.store_id))
+        else {
+            continue;
+        };
+        if !store_key.matches_commitment(&header.store_key_commitment) {
+            return Err(Error::Tampered {
+                what: Subject::KeySlot(slot.id),
+            });
+        }
+        return Ok(Some((slot.id, store_key)));
+    }
+    Ok(None)
 }
 
 /// A fresh record id: 64 random bits as 16 hex digits.

@@ -42,6 +42,8 @@ pub(crate) mod label {
     pub const HEADER_MAC: &[u8] = b"tokenvault header mac v1";
     pub const INDEX: &[u8] = b"tokenvault index v1";
     pub const RAW_KEY_SLOT: &[u8] = b"tokenvault raw-key slot v1";
+    #[cfg(feature = "keychain")]
+    pub const KEYCHAIN_SLOT: &[u8] = b"tokenvault keychain slot v1";
 }
 
 /// Key roles, so that a data key cannot be passed where a KEK is expected.

@@ -7,6 +7,7 @@
 //! slot count (1) then per slot:  slot id (4) | kind (1) | body length (2) | body
 //!     passphrase body: kdf (1) = 1 Argon2id v0x13 | m KiB (4) | t (4) | p (4) | salt (16) | wrapped store key (60)
 //!     raw-key body:    salt (16) | wrapped store key (60)
+//!     keychain body:   salt (16) | wrapped store key (60)   (the KEK's secret is in the OS keychain)
 //! key count (1) then per data key: key id (4) | seals reserved (8) | commitment (32) | wrapped data key (60)
 //! active key id (4)
 //! MAC (32) = HMAC-SHA256(HKDF(store key, "tokenvault header mac v1"), every byte before it)
@@ -37,6 +38,7 @@ pub(crate) type Wrapped = [u8; WRAPPED_KEY_LEN];
 pub(crate) mod kind {
     pub const PASSPHRASE: u8 = 1;
     pub const RAW_KEY: u8 = 2;
+    pub const KEYCHAIN: u8 = 3;
 }
 
 /// How a slot derives its KEK.
@@ -48,6 +50,10 @@ pub(crate) enum SlotKind {
         wrapped: Wrapped,
     },
     RawKey {
+        salt: [u8; 16],
+        wrapped: Wrapped,
+    },
+    Keychain {
         salt: [u8; 16],
         wrapped: Wrapped,
     },
@@ -92,6 +98,7 @@ impl SlotKind {
         match self {
             SlotKind::Passphrase { .. } => kind::PASSPHRASE,
             SlotKind::RawKey { .. } => kind::RAW_KEY,
+            SlotKind::Keychain { .. } => kind::KEYCHAIN,
             SlotKind::Unknown { code, .. } => *code,
         }
     }
@@ -108,7 +115,9 @@ impl SlotKind {
                 }
                 out.extend_from_slice(salt);
             }
-            SlotKind::RawKey { salt, .. } => out.extend_from_slice(salt),
+            SlotKind::RawKey { salt, .. } | SlotKind::Keychain { salt, .. } => {
+                out.extend_from_slice(salt)
+            }
             SlotKind::Unknown { body, .. } => out.extend_from_slice(body),
         }
         out
@@ -116,13 +125,29 @@ impl SlotKind {
 
     fn body(&self) -> Vec<u8> {
         let mut out = self.params_bytes();
-        match self {
-            SlotKind::Passphrase { wrapped, .. } | SlotKind::RawKey { wrapped, .. } => {
-                out.extend_from_slice(wrapped)
-            }
-            SlotKind::Unknown { .. } => {}
+        if let Some(wrapped) = self.wrapped() {
+            out.extend_from_slice(wrapped);
         }
         out
+    }
+
+    /// The wrapped store key, for every kind this build knows.
+    pub fn wrapped(&self) -> Option<&Wrapped> {
+        match self {
+            SlotKind::Passphrase { wrapped, .. }
+            | SlotKind::RawKey { wrapped, .. }
+            | SlotKind::Keychain { wrapped, .. } => Some(wrapped),
+            SlotKind::Unknown { .. } => None,
+        }
+    }
+
+    pub fn wrapped_mut(&mut self) -> Option<&mut Wrapped> {
+        match self {
+            SlotKind::Passphrase { wrapped, .. }
+            | SlotKind::RawKey { wrapped, .. }
+            | SlotKind::Keychain { wrapped, .. } => Some(wrapped),
+            SlotKind::Unknown { .. } => None,
+        }
     }
 
     fn read(code: u8, body: &[u8]) -> Result<SlotKind> {
@@ -152,6 +177,10 @@ impl SlotKind {
                 }
             }
             kind::RAW_KEY => SlotKind::RawKey {
+                salt: r.array().map_err(tampered)?,
+                wrapped: r.array().map_err(tampered)?,
+            },
+            kind::KEYCHAIN => SlotKind::Keychain {
                 salt: r.array().map_err(tampered)?,
                 wrapped: r.array().map_err(tampered)?,
             },

@@ -1,5 +1,8 @@
 //! Key sources: what unlocks a key slot. A store keeps its store key wrapped once per slot, so
-//! a passphrase and a raw key (and, later, the OS keychain) can each open the same store.
+//! a passphrase, a raw key and the OS keychain can each open the same store.
+
+#[cfg(feature = "keychain")]
+pub mod keychain;
 
 use std::fmt;
 
@@ -10,7 +13,7 @@ use crate::crypto::{
     Argon2Params, KdfFloor, Key, derive_passphrase_kek, label, random_array, role,
 };
 use crate::format::header::{Slot, SlotKind};
-use crate::store::{Error, Result};
+use crate::store::Result;
 
 /// Something that opens a key slot. Redacted in `Debug`; zeroized on drop.
 #[non_exhaustive]
@@ -19,6 +22,10 @@ pub enum Credential {
     Passphrase(Passphrase),
     /// 32 random bytes held by the application (from a KMS or secret manager).
     RawKey(RawKey),
+    /// A random 32-byte secret kept in the OS keychain under service `tokenvault`, account =
+    /// the store id.
+    #[cfg(feature = "keychain")]
+    Keychain,
 }
 
 /// A passphrase.
@@ -47,11 +54,19 @@ impl Credential {
         Credential::RawKey(key)
     }
 
+    /// The OS keychain credential: no secret to give, the keychain holds it.
+    #[cfg(feature = "keychain")]
+    pub fn keychain() -> Self {
+        Credential::Keychain
+    }
+
     /// The kind of slot this credential opens, for messages.
     pub fn kind_name(&self) -> &'static str {
         match self {
             Credential::Passphrase(_) => "passphrase",
             Credential::RawKey(_) => "raw key",
+            #[cfg(feature = "keychain")]
+            Credential::Keychain => "keychain",
         }
     }
 
@@ -63,7 +78,8 @@ impl Credential {
         })
     }
 
-    /// A new slot `id` holding `store_key` under this credential.
+    /// A new slot `id` holding `store_key` under this credential. For the keychain this
+    /// stores a new random secret in the OS keychain first.
     pub(crate) fn new_slot(
         &self,
         id: u32,
@@ -74,59 +90,90 @@ impl Credential {
         // The wrap's associated data covers the slot's parameters, so build the slot with a
         // placeholder, compute its AD, then wrap.
         let salt: [u8; 16] = random_array()?;
-        let mut slot = Slot {
-            id,
-            kind: match self {
-                Credential::Passphrase(_) => SlotKind::Passphrase {
+        let wrapped = [0; 60];
+        let (kind, kek) = match self {
+            Credential::Passphrase(p) => {
+                let kind = SlotKind::Passphrase {
                     params: argon2,
                     salt,
-                    wrapped: [0; 60],
-                },
-                Credential::RawKey(_) => SlotKind::RawKey {
-                    salt,
-                    wrapped: [0; 60],
-                },
-            },
-        };
-        let kek = self.kek_for(&slot.kind)?.ok_or(Error::Refused {
-            reason: "credential does not fit the slot",
-        })?;
-        let new_wrapped = kek.aead().wrap_key(store_key, &slot.wrap_ad(store_id))?;
-        match &mut slot.kind {
-            SlotKind::Passphrase { wrapped, .. } | SlotKind::RawKey { wrapped, .. } => {
-                *wrapped = new_wrapped
+                    wrapped,
+                };
+                (
+                    kind,
+                    derive_passphrase_kek(p.secret.as_bytes(), &salt, &argon2, p.floor)?,
+                )
             }
-            SlotKind::Unknown { .. } => unreachable!("built above"),
-        }
+            Credential::RawKey(raw) => (
+                SlotKind::RawKey { salt, wrapped },
+                secret_kek(raw.0.expose_secret(), &salt, label::RAW_KEY_SLOT),
+            ),
+            #[cfg(feature = "keychain")]
+            Credential::Keychain => {
+                let secret = keychain::create(&crate::vault::hex_id(store_id))?;
+                (
+                    SlotKind::Keychain { salt, wrapped },
+                    secret_kek(secret.expose_secret(), &salt, label::KEYCHAIN_SLOT),
+                )
+            }
+        };
+        let mut slot = Slot { id, kind };
+        let new_wrapped = kek.aead().wrap_key(store_key, &slot.wrap_ad(store_id))?;
+        *slot.kind.wrapped_mut().expect("a kind built above") = new_wrapped;
         Ok(slot)
     }
 
     /// Whether this credential is of the kind that opens `slot`.
     pub(crate) fn fits(&self, slot: &SlotKind) -> bool {
-        matches!(
-            (self, slot),
+        match (self, slot) {
             (Credential::Passphrase(_), SlotKind::Passphrase { .. })
-                | (Credential::RawKey(_), SlotKind::RawKey { .. })
-        )
+            | (Credential::RawKey(_), SlotKind::RawKey { .. }) => true,
+            #[cfg(feature = "keychain")]
+            (Credential::Keychain, SlotKind::Keychain { .. }) => true,
+            _ => false,
+        }
     }
 
-    /// The KEK this credential gives for `slot`, or `None` if it is of another kind. Argon2id
-    /// parameters are checked against the bounds before the KDF runs.
-    pub(crate) fn kek_for(&self, slot: &SlotKind) -> Result<Option<Key<role::Kek>>> {
+    /// The KEK this credential gives for `slot` of store `store_id`, or `None` if it is of
+    /// another kind. Argon2id parameters are checked against the bounds before the KDF runs;
+    /// the keychain is asked for the store's secret.
+    pub(crate) fn kek_for(
+        &self,
+        slot: &SlotKind,
+        store_id: &[u8; 16],
+    ) -> Result<Option<Key<role::Kek>>> {
+        let _ = store_id; // only the keychain needs it
         match (self, slot) {
             (Credential::Passphrase(p), SlotKind::Passphrase { params, salt, .. }) => {
                 derive_passphrase_kek(p.secret.as_bytes(), salt, params, p.floor).map(Some)
             }
-            (Credential::RawKey(raw), SlotKind::RawKey { salt, .. }) => {
-                let raw: Key<role::Kek> = Key::try_init(|out| {
-                    out.copy_from_slice(raw.0.expose_secret());
-                    Ok(())
-                })?;
-                Ok(Some(raw.derive_salted(Some(salt), label::RAW_KEY_SLOT)))
+            (Credential::RawKey(raw), SlotKind::RawKey { salt, .. }) => Ok(Some(secret_kek(
+                raw.0.expose_secret(),
+                salt,
+                label::RAW_KEY_SLOT,
+            ))),
+            #[cfg(feature = "keychain")]
+            (Credential::Keychain, SlotKind::Keychain { salt, .. }) => {
+                let secret = keychain::load(&crate::vault::hex_id(store_id))?;
+                Ok(Some(secret_kek(
+                    secret.expose_secret(),
+                    salt,
+                    label::KEYCHAIN_SLOT,
+                )))
             }
             _ => Ok(None),
         }
     }
+}
+
+/// A slot KEK from a 32-byte secret (raw key or keychain): HKDF with the slot's salt, so the
+/// same secret gives a different KEK in every slot and store.
+fn secret_kek(secret: &[u8; 32], salt: &[u8; 16], label: &[u8]) -> Key<role::Kek> {
+    let ikm: Key<role::Kek> = Key::try_init(|out| {
+        out.copy_from_slice(secret);
+        Ok(())
+    })
+    .expect("infallible init");
+    ikm.derive_salted(Some(salt), label)
 }
 
 impl RawKey {

@@ -33,6 +33,8 @@ pub enum KeySlotKind {
     Passphrase,
     /// A 32-byte key held by the application.
     RawKey,
+    /// A secret in the OS keychain.
+    Keychain,
     /// A kind written by a newer build, by its code.
     Unknown(u8),
 }
@@ -42,6 +44,7 @@ impl std::fmt::Display for KeySlotKind {
         match self {
             KeySlotKind::Passphrase => f.write_str("passphrase"),
             KeySlotKind::RawKey => f.write_str("raw key"),
+            KeySlotKind::Keychain => f.write_str("keychain"),
             KeySlotKind::Unknown(code) => write!(f, "unknown (code {code})"),
         }
     }
@@ -118,6 +121,7 @@ pub(super) fn slot_kind(kind: &SlotKind) -> KeySlotKind {
     match kind {
         SlotKind::Passphrase { .. } => KeySlotKind::Passphrase,
         SlotKind::RawKey { .. } => KeySlotKind::RawKey,
+        SlotKind::Keychain { .. } => KeySlotKind::Keychain,
         SlotKind::Unknown { code, .. } => KeySlotKind::Unknown(*code),
     }
 }
@@ -163,13 +167,23 @@ impl<B: Backend> EncryptedStore<B> {
     }
 
     /// Adds a key slot for `credential` (Argon2id cost `argon2` if it is a passphrase) and
-    /// returns its id.
+    /// returns its id. A keychain slot stores a new secret in this machine's OS keychain; a
+    /// keychain holds one key per store, so a second keychain slot is refused while this
+    /// keychain's entry opens one (a keychain slot made on another machine does not count).
     ///
     /// # Errors
-    /// [`Error::Refused`] past 32 slots; storage and integrity errors.
+    /// [`Error::Refused`] past 32 slots (4 passphrase slots) or for a second keychain slot on
+    /// one keychain; [`Error::Keychain`]; storage and integrity errors. On error the header is
+    /// unchanged and no keychain entry is left behind.
     pub fn add_slot(&self, credential: &Credential, argon2: Argon2Params) -> Result<u32> {
+        #[cfg(feature = "keychain")]
+        if matches!(credential, Credential::Keychain) && self.keychain_slot_here()?.is_some() {
+            return Err(Error::Refused {
+                reason: "this OS keychain already holds a key slot of this store",
+            });
+        }
         let mut added = 0;
-        self.update_header(&mut |header| {
+        let result = self.update_header(&mut |header| {
             if header.slots.len() >= MAX_SLOTS {
                 return Err(Error::Refused {
                     reason: "a store holds at most 32 key slots",
@@ -195,15 +209,27 @@ impl<B: Backend> EncryptedStore<B> {
                 argon2,
             )?);
             Ok(())
-        })?;
-        Ok(added)
+        });
+        #[cfg(feature = "keychain")]
+        if result.is_err() && matches!(credential, Credential::Keychain) {
+            // No slot of this keychain existed (checked above): the entry is ours to remove.
+            let _ = crate::keys::keychain::delete(&super::hex_id(&self.store_id));
+        }
+        result.map(|()| added)
     }
 
-    /// Removes key slot `id`. The last slot cannot be removed.
+    /// Removes key slot `id`. The last slot cannot be removed. Removing this machine's keychain
+    /// slot also deletes its OS keychain entry.
     ///
     /// # Errors
-    /// [`Error::Refused`] for the last slot or an unknown id; storage and integrity errors.
+    /// [`Error::Refused`] for the last slot or an unknown id; storage, integrity and keychain
+    /// errors.
     pub fn remove_slot(&self, id: u32) -> Result<()> {
+        #[cfg(feature = "keychain")]
+        let local_keychain_slot = match self.slots()?.iter().find(|s| s.id == id) {
+            Some(s) if s.kind == KeySlotKind::Keychain => self.keychain_slot_here().unwrap_or(None),
+            _ => None,
+        };
         self.update_header(&mut |header| {
             if header.slots.len() == 1 {
                 return Err(Error::Refused {
@@ -218,7 +244,47 @@ impl<B: Backend> EncryptedStore<B> {
                 });
             }
             Ok(())
-        })
+        })?;
+        #[cfg(feature = "keychain")]
+        if local_keychain_slot == Some(id) {
+            crate::keys::keychain::delete(&super::hex_id(&self.store_id))?;
+        }
+        Ok(())
+    }
+
+    /// The id of the keychain slot that this machine's OS keychain opens, if any.
+    ///
+    /// # Errors
+    /// Keychain errors other than a missing entry; storage and integrity errors.
+    #[cfg(feature = "keychain")]
+    pub fn keychain_slot_here(&self) -> Result<Option<u32>> {
+        let state = self.sync(self.backend.read_header()?)?;
+        if !state
+            .header
+            .slots
+            .iter()
+            .any(|s| matches!(s.kind, SlotKind::Keychain { .. }))
+        {
+            return Ok(None);
+        }
+        if !crate::keys::keychain::exists(&super::hex_id(&self.store_id))? {
+            return Ok(None);
+        }
+        Ok(super::unlock(&state.header, &Credential::Keychain)?.map(|(id, _)| id))
+    }
+
+    /// Deletes this machine's OS keychain entry for the store, if one of its keychain slots
+    /// uses it (for destroying a store). Returns whether an entry was deleted.
+    ///
+    /// # Errors
+    /// Keychain errors; storage and integrity errors.
+    #[cfg(feature = "keychain")]
+    pub fn forget_keychain_entry(&self) -> Result<bool> {
+        if self.keychain_slot_here()?.is_none() {
+            return Ok(false);
+        }
+        crate::keys::keychain::delete(&super::hex_id(&self.store_id))?;
+        Ok(true)
     }
 
     /// The store's key slots.

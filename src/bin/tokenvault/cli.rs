@@ -152,12 +152,50 @@ pub enum Command {
     #[command(after_help = "Example:\n  tokenvault verify")]
     Verify,
 
+    /// List, add or remove key slots (a store opens with any one of them).
+    #[command(
+        after_help = "Examples:\n  tokenvault slots list\n  tokenvault slots add-keychain\n  TOKENVAULT_NEW_PASSPHRASE=… tokenvault slots add-passphrase\n  tokenvault slots remove 2"
+    )]
+    Slots {
+        #[command(subcommand)]
+        action: SlotAction,
+    },
+
+    /// Delete the store's files and its OS keychain entry.
+    #[command(after_help = "Example:\n  tokenvault destroy --yes")]
+    Destroy {
+        /// Confirm: every token is lost.
+        #[arg(long)]
+        yes: bool,
+    },
+
     /// Copy every record into a new store at URI, sealed under fresh keys.
     #[command(after_help = "Example:\n  tokenvault migrate --to file:./tokens.tv")]
     Migrate {
         /// The destination store (must not exist yet).
         #[arg(long, value_name = "URI")]
         to: String,
+    },
+}
+
+/// Key slot actions.
+#[derive(Subcommand, Debug)]
+pub enum SlotAction {
+    /// List the key slots.
+    List,
+    /// Add a passphrase slot (new passphrase from TOKENVAULT_NEW_PASSPHRASE,
+    /// --new-passphrase-file, or a prompt).
+    AddPassphrase {
+        /// Read the new passphrase from this file.
+        #[arg(long, value_name = "PATH")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+    /// Add a slot opened by this machine's OS keychain.
+    AddKeychain,
+    /// Remove a slot by id (never the last one).
+    Remove {
+        /// The slot id (see `slots list`).
+        id: u32,
     },
 }
 
@@ -168,6 +206,9 @@ pub enum KeyKind {
     Passphrase,
     /// A 32-byte key given in TOKENVAULT_KEY (base64).
     Env,
+    /// A random key kept in the OS keychain (Secret Service, macOS Keychain, Windows
+    /// Credential Manager).
+    Keychain,
 }
 
 /// Import formats.

@@ -4,10 +4,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use tokenvault::{Credential, EncryptedStore};
+use tokenvault::{Argon2Params, Credential, EncryptedStore};
 
 use crate::CliError;
-use crate::cli::KeyKind;
+use crate::cli::{KeyKind, SlotAction};
 use crate::open::{
     NEW_PASSPHRASE_SOURCES, PASSPHRASE_SOURCES, Store, StoreUri, Unlock, raw_key_from_env,
     read_secret,
@@ -37,6 +37,7 @@ pub fn init(uri: &StoreUri, unlock: &Unlock, key: KeyKind) -> Result<ExitCode, C
             Credential::passphrase(std::mem::take(&mut *passphrase))
         }
         KeyKind::Env => Credential::raw_key(raw_key_from_env()?),
+        KeyKind::Keychain => Credential::keychain(),
     };
     let store = EncryptedStore::create(uri.backend()?, &credential).map_err(|e| uri.error(e))?;
     writeln!(
@@ -118,4 +119,91 @@ pub fn verify(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, Cli
     } else {
         ExitCode::from(1)
     })
+}
+
+pub fn slots(
+    store: &Store,
+    uri: &StoreUri,
+    action: SlotAction,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let mut out = std::io::stdout().lock();
+    match action {
+        SlotAction::List => {
+            let slots = store.slots().map_err(|e| uri.error(e))?;
+            if json {
+                let rows: Vec<_> = slots
+                    .iter()
+                    .map(|s| serde_json::json!({ "id": s.id, "kind": s.kind.to_string(), "opened_with": s.opened_with }))
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Array(rows))?;
+            } else {
+                for s in slots {
+                    writeln!(
+                        out,
+                        "{:>4}  {}{}",
+                        s.id,
+                        s.kind,
+                        if s.opened_with { "  (opened with)" } else { "" }
+                    )?;
+                }
+            }
+        }
+        SlotAction::AddPassphrase {
+            new_passphrase_file,
+        } => {
+            let mut new = read_secret(
+                NEW_PASSPHRASE_SOURCES,
+                new_passphrase_file.as_deref(),
+                "New passphrase: ",
+                true,
+            )?;
+            let credential = Credential::passphrase(std::mem::take(&mut *new));
+            let id = store
+                .add_slot(&credential, Argon2Params::default())
+                .map_err(|e| uri.error(e))?;
+            writeln!(out, "added passphrase slot {id}")?;
+        }
+        SlotAction::AddKeychain => {
+            let id = store
+                .add_slot(&Credential::keychain(), Argon2Params::default())
+                .map_err(|e| uri.error(e))?;
+            writeln!(out, "added keychain slot {id}")?;
+        }
+        SlotAction::Remove { id } => {
+            store.remove_slot(id).map_err(|e| uri.error(e))?;
+            writeln!(out, "removed slot {id}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn destroy(uri: &StoreUri, yes: bool) -> Result<ExitCode, CliError> {
+    if !yes {
+        return Err(CliError::usage(
+            "destroy deletes the store and every token in it; confirm with --yes",
+        ));
+    }
+    if !uri.exists() {
+        return Err(uri.error(tokenvault::Error::NoStore));
+    }
+    // The keychain entry first: if it cannot be deleted, the store is still there to retry.
+    let store_id = tokenvault::inspect(&*uri.backend()?)
+        .map(|info| info.store_id)
+        .ok();
+    if let Some(id) = &store_id {
+        tokenvault::keychain::delete_entry(id).map_err(|e| uri.error(e))?;
+    }
+    let removed = uri.remove_files()?;
+    writeln!(
+        std::io::stdout(),
+        "destroyed {uri} ({} file(s){})",
+        removed,
+        if store_id.is_some() {
+            ", keychain entry"
+        } else {
+            ""
+        }
+    )?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -125,5 +125,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             force,
         } => transfer::export(&unlock, &uri, format, plaintext, out.as_deref(), force),
         Command::Migrate { to } => transfer::migrate(&unlock, &uri, &to),
+        Command::Slots { action } => keys::slots(&unlock.open(&uri)?, &uri, action, json),
+        Command::Destroy { yes } => keys::destroy(&uri, yes),
     }
 }

@@ -106,6 +106,31 @@ impl StoreUri {
         opened.map_err(|e| CliError::failure(format!("{self}: {e}")))
     }
 
+    /// Deletes the store's files (database and journals, or file, lock and temp file);
+    /// returns how many existed.
+    pub fn remove_files(&self) -> Result<usize, CliError> {
+        let suffixes: &[&str] = match self {
+            StoreUri::Sqlite(_) => &["", "-wal", "-shm", "-journal"],
+            StoreUri::File(_) => &["", ".lock", ".tmp"],
+        };
+        let mut removed = 0;
+        for suffix in suffixes {
+            let mut name = self.path().as_os_str().to_owned();
+            name.push(suffix);
+            match fs::remove_file(&name) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(CliError::failure(format!(
+                        "cannot delete {}: {e}",
+                        PathBuf::from(name).display()
+                    )));
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Turns a library error into a message that names this store.
     pub fn error(&self, e: Error) -> CliError {
         CliError::failure(match e {
@@ -147,13 +172,22 @@ impl Unlock {
         Ok((store, credential))
     }
 
-    /// A raw key if TOKENVAULT_KEY is set and the store has a raw-key slot; else the
-    /// passphrase if it has a passphrase slot.
+    /// The credential to try, by the store's slots: a raw key or passphrase given explicitly
+    /// (TOKENVAULT_KEY; TOKENVAULT_PASSPHRASE or --passphrase-file) first, then the OS keychain,
+    /// then a passphrase prompt. A keychain failure is reported, never replaced by another
+    /// credential behind the user's back.
     fn credential_for(&self, info: &StoreInfo) -> Result<Credential, CliError> {
         let has = |kind| info.slots.iter().any(|s| s.kind == kind);
-        let raw_available = std::env::var_os("TOKENVAULT_KEY").is_some();
-        if has(KeySlotKind::RawKey) && (raw_available || !has(KeySlotKind::Passphrase)) {
+        let raw_given = std::env::var_os("TOKENVAULT_KEY").is_some();
+        let passphrase_given =
+            std::env::var_os("TOKENVAULT_PASSPHRASE").is_some() || self.passphrase_file.is_some();
+        if has(KeySlotKind::RawKey)
+            && (raw_given || !(has(KeySlotKind::Passphrase) || has(KeySlotKind::Keychain)))
+        {
             return raw_key_from_env().map(Credential::raw_key);
+        }
+        if has(KeySlotKind::Keychain) && !(passphrase_given && has(KeySlotKind::Passphrase)) {
+            return Ok(Credential::keychain());
         }
         if has(KeySlotKind::Passphrase) {
             let mut passphrase = read_secret(
