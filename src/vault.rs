@@ -19,7 +19,9 @@ use crate::matching::{self, LookupField};
 use crate::store::{Error, Result, Subject, TokenStore};
 use crate::token::OAuthToken;
 
-/// Seals are reserved in the header this many at a time, so a save does not rewrite it.
+/// Seals are reserved in the header in blocks, so a save does not rewrite it: the first block
+/// of a process is one seal and each next one doubles, up to this. A one-shot process (a CLI
+/// save) so wastes nothing, and a server soon rewrites the header once per 4096 saves.
 const SEAL_BLOCK: u64 = 4096;
 /// Random 96-bit nonces allow 2^32 seals per key (NIST SP 800-38D §8.3).
 pub(crate) const SEAL_LIMIT: u64 = 1 << 32;
@@ -71,6 +73,8 @@ pub(crate) struct HeaderState {
 struct Reservation {
     key_id: u32,
     remaining: u64,
+    /// Size of the last block reserved (0 before the first).
+    last_block: u64,
 }
 
 impl<B: Backend> std::fmt::Debug for EncryptedStore<B> {
@@ -366,6 +370,7 @@ impl<B: Backend> EncryptedStore<B> {
         n: u64,
     ) -> Result<Option<Reservation>> {
         let active = state.header.active_key;
+        let mut last_block = 0;
         {
             let mut r = self
                 .reservation
@@ -374,6 +379,9 @@ impl<B: Backend> EncryptedStore<B> {
             if r.key_id == active && r.remaining >= n {
                 r.remaining -= n;
                 return Ok(None);
+            }
+            if r.key_id == active {
+                last_block = r.last_block;
             }
         }
         let mut header = state.header.clone();
@@ -384,7 +392,7 @@ impl<B: Backend> EncryptedStore<B> {
         if available < n {
             return Err(Error::SealLimitReached { key_id: active });
         }
-        let block = n.max(SEAL_BLOCK).min(available);
+        let block = n.max((last_block * 2).clamp(1, SEAL_BLOCK)).min(available);
         entry.seals += block;
         if entry.seals >= SEAL_WARNING {
             log::warn!(
@@ -396,6 +404,7 @@ impl<B: Backend> EncryptedStore<B> {
         Ok(Some(Reservation {
             key_id: active,
             remaining: block - n,
+            last_block: block,
         }))
     }
 

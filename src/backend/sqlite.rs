@@ -14,7 +14,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
@@ -111,9 +111,7 @@ impl SqliteBackend {
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(sql_error)?;
         Self::check_ownership(&conn)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(sql_error)?;
+        let mode = Self::enable_wal(&conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(error(
                 BackendErrorKind::Io,
@@ -135,10 +133,35 @@ impl SqliteBackend {
         &self.path
     }
 
+    /// Switches to WAL. SQLite answers this pragma with SQLITE_BUSY at once, without the busy
+    /// timeout, while another process holds the write lock (e.g. creating the schema), so wait
+    /// out the timeout here.
+    fn enable_wal(conn: &Connection) -> Result<String, BackendError> {
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+                Ok(mode) => return Ok(mode),
+                Err(e)
+                    if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(sql_error(e)),
+            }
+        }
+    }
+
     /// Refuses a database that is neither empty nor ours. Reads only.
     fn check_ownership(conn: &Connection) -> Result<(), BackendError> {
-        let app_id: i32 = conn
-            .pragma_query_value(None, "application_id", |row| row.get(0))
+        // One statement, so both values come from one snapshot: read separately, another
+        // process creating the store between them would make a new store look foreign.
+        let (app_id, tables): (i32, i64) = conn
+            .query_row(
+                "SELECT (SELECT application_id FROM pragma_application_id), (SELECT count(*) FROM sqlite_master)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
             .map_err(|e| match e.sqlite_error_code() {
                 Some(ErrorCode::NotADatabase) => error(
                     BackendErrorKind::Corrupt,
@@ -149,9 +172,6 @@ impl SqliteBackend {
         if app_id == APPLICATION_ID {
             return Ok(());
         }
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
-            .map_err(sql_error)?;
         if app_id != 0 || tables > 0 {
             return Err(error(
                 BackendErrorKind::Corrupt,

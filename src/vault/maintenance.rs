@@ -501,20 +501,37 @@ mod tests {
     }
 
     #[test]
-    fn seals_are_reserved_in_blocks_not_per_save() {
+    fn seal_blocks_start_at_one_and_double_up_to_4096() {
         let s = store();
-        let header_before = s.backend.read_header().unwrap();
-        save(&s, "a").unwrap();
-        let after_first = s.backend.read_header().unwrap();
-        assert_ne!(header_before, after_first, "first save reserves a block");
-        assert_eq!(s.key_usage().unwrap().seals_reserved, 4096);
-        for i in 0..100 {
-            save(&s, &format!("u{i}")).unwrap();
-        }
+        save(&s, "first").unwrap();
         assert_eq!(
-            s.backend.read_header().unwrap(),
-            after_first,
-            "later saves leave the header alone"
+            s.key_usage().unwrap().seals_reserved,
+            1,
+            "a one-shot process reserves one seal"
+        );
+        let mut header = s.backend.read_header().unwrap();
+        let mut rewrites = 0;
+        for i in 0..6000 {
+            save(&s, &format!("u{i}")).unwrap();
+            let now = s.backend.read_header().unwrap();
+            if now != header {
+                rewrites += 1;
+                header = now;
+            }
+        }
+        // Blocks 2, 4, …, 4096 cover the first 8191 seals: 12 header rewrites for 6001 saves.
+        assert_eq!(rewrites, 12);
+        assert_eq!(s.key_usage().unwrap().seals_reserved, (1 << 13) - 1);
+        // A new handle (another process) starts small again instead of taking 4096.
+        let reopened = EncryptedStore::open(
+            s.into_backend(),
+            &Credential::raw_key(RawKey::from_bytes([1; 32])),
+        )
+        .unwrap();
+        save(&reopened, "later").unwrap();
+        assert_eq!(
+            reopened.key_usage().unwrap().seals_reserved,
+            (1 << 13) - 1 + 1
         );
     }
 
@@ -562,7 +579,7 @@ mod tests {
             &bytes[seals_at..seals_at + 8],
             &header.keys[0].seals.to_be_bytes()
         );
-        bytes[seals_at + 6] = 0; // 4096 = 0x1000 → 0
+        bytes[seals_at + 7] ^= 0xff; // the counter changed, the MAC not recomputed
         s.backend
             .transact(&mut |tx| Ok(tx.put_header(&bytes)?))
             .unwrap();
