@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench --bench core                 # full run: every bench, then the ratio table
 //! cargo bench --bench core -- --quick      # quick mode (a couple of minutes)
-//! cargo bench --bench core -- find_token   # criterion filter (the table shows what ran)
+//! cargo bench --bench core -- find_token   # criterion filter: matches the baseline too
 //! TOKENVAULT_BENCH_RECORDS=10000 cargo bench --bench core   # another store size
 //! cargo test --benches                     # smoke test: each bench once, 1,000 records
 //! ```
@@ -11,8 +11,9 @@
 //! One store of N realistic Zoho records (N = 100,000 by default) is built once in a
 //! `MemoryBackend`, with a raw-key credential (no Argon2id), and shared by every bench; the
 //! plaintext baseline is a `HashMap<String, Vec<u8>>` from user name to the record's JSON.
-//! After criterion has run, the means of this run are read back from criterion's
-//! `<output dir>/<group>/<bench>/new/estimates.json` and printed as a ratio table with the
+//! After criterion has run, this run's estimates are read back from criterion's
+//! `<output dir>/<group>/<bench>/new/estimates.json` (`slope`, or `mean` where criterion
+//! sampled flat: the `time:` it prints) and printed as a ratio table with the
 //! targets of the issue: `find_token` within 3 µs of the baseline, `get_tokens` of 100k
 //! records in at most 0.3 s.
 
@@ -260,7 +261,7 @@ fn bench_seal_open(c: &mut Criterion, secret: &str) {
     let key = token.user_name().expect("set").to_owned();
     let mut map: HashMap<String, Vec<u8>> = HashMap::new();
     map.insert(key.clone(), plain_json(&token));
-    g.bench_function("seal_open", |b| {
+    g.bench_function("seal_open_one_record", |b| {
         b.iter_batched(
             || token.clone(),
             |t| {
@@ -270,7 +271,7 @@ fn bench_seal_open(c: &mut Criterion, secret: &str) {
             BatchSize::SmallInput,
         )
     });
-    g.bench_function("open_only", |b| {
+    g.bench_function("seal_open_open_only", |b| {
         b.iter(|| {
             serde_json::from_slice::<OAuthToken>(&map[black_box(key.as_str())]).expect("parse")
         })
@@ -309,7 +310,7 @@ fn bench_find(c: &mut Criterion, fx: &Fixture) {
 
     let mut g = c.benchmark_group("baseline");
     let mut cur = Cursor::new(fx.n);
-    g.bench_function(format!("find_{label}"), |b| {
+    g.bench_function(format!("find_token_{label}"), |b| {
         b.iter(|| {
             let key = fx.plain_keys[cur.next()].as_str();
             let bytes = fx.plain.get(key).expect("present");
@@ -372,7 +373,7 @@ fn bench_save(c: &mut Criterion, fx: &mut Fixture) {
     let mut cur = Cursor::new(fx.n);
     let mut generation = 0;
     let plain = &mut fx.plain;
-    g.bench_function(format!("save_{label}"), |b| {
+    g.bench_function(format!("save_token_update_{label}"), |b| {
         b.iter_batched(
             || {
                 generation += 1;
@@ -387,7 +388,7 @@ fn bench_save(c: &mut Criterion, fx: &mut Fixture) {
         )
     });
     let mut next_user = n + 1_000_000_000;
-    g.bench_function(format!("save_insert_{label}"), |b| {
+    g.bench_function(format!("save_token_insert_{label}"), |b| {
         b.iter_custom(|iters| {
             let tokens: Vec<OAuthToken> = (0..iters)
                 .map(|_| {
@@ -422,7 +423,7 @@ fn bench_get_all(c: &mut Criterion, fx: &Fixture) {
 
     let mut g = c.benchmark_group("baseline");
     g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    g.bench_function(format!("get_all_{label}"), |b| {
+    g.bench_function(format!("get_tokens_{label}"), |b| {
         b.iter_with_large_drop(|| {
             fx.plain
                 .values()
@@ -525,15 +526,18 @@ fn criterion_dir() -> PathBuf {
         .join("criterion")
 }
 
-/// The mean (ns) of `group/bench` if this run measured it (file written after `since`).
-fn mean_ns(dir: &Path, id: &str, since: SystemTime) -> Option<f64> {
+/// Criterion's headline estimate (ns) of `group/bench` — the slope for linear sampling, else
+/// the mean: what criterion prints as `time:` — if this run measured it (file written after
+/// `since`).
+fn estimate_ns(dir: &Path, id: &str, since: SystemTime) -> Option<f64> {
     let path = dir.join(id).join("new").join("estimates.json");
     let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
     if modified < since {
         return None; // left over from an earlier run (filtered out this time)
     }
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    json.get("mean")?.get("point_estimate")?.as_f64()
+    let point = |field: &str| json.get(field)?.get("point_estimate")?.as_f64();
+    point("slope").or_else(|| point("mean"))
 }
 
 fn fmt_ns(ns: f64) -> String {
@@ -575,56 +579,59 @@ fn print_table(dir: &Path, since: SystemTime, n: usize) {
         row(
             "seal+open 1 record (save_token by id + find_token_by_id)",
             "seal_open/one_record".into(),
-            "baseline/seal_open".into(),
+            "baseline/seal_open_one_record".into(),
             Target::None,
         ),
         row(
             "open 1 record (find_token_by_id, 1-record store)",
             "seal_open/open_only".into(),
-            "baseline/open_only".into(),
+            "baseline/seal_open_open_only".into(),
             Target::None,
         ),
         row(
             &format!("find_token by user_name ({l})"),
             format!("find_token/by_user_name_{l}"),
-            format!("baseline/find_{l}"),
+            format!("baseline/find_token_{l}"),
             Target::WithinOfBaseline(FIND_TARGET_NS),
         ),
         row(
             &format!("find_token by refresh_token ({l})"),
             format!("find_token/by_refresh_token_{l}"),
-            format!("baseline/find_{l}"),
+            format!("baseline/find_token_{l}"),
             Target::WithinOfBaseline(FIND_TARGET_NS),
         ),
         row(
             &format!("find_token_by_id ({l})"),
             format!("find_token_by_id/{l}"),
-            format!("baseline/find_{l}"),
+            format!("baseline/find_token_{l}"),
             Target::None,
         ),
         row(
             &format!("save_token update ({l})"),
             format!("save_token/update_{l}"),
-            format!("baseline/save_{l}"),
+            format!("baseline/save_token_update_{l}"),
             Target::None,
         ),
         row(
             &format!("save_token insert ({l})"),
             format!("save_token/insert_{l}"),
-            format!("baseline/save_insert_{l}"),
+            format!("baseline/save_token_insert_{l}"),
             Target::None,
         ),
         row(
             &format!("get_tokens ({l} records)"),
             format!("get_tokens/{l}"),
-            format!("baseline/get_all_{l}"),
+            format!("baseline/get_tokens_{l}"),
             // The issue's target is for 100k records; scale it for another size.
             Target::AtMost(GET_ALL_TARGET_NS * n as f64 / 100_000.0),
         ),
     ];
 
     println!();
-    println!("tokenvault vs plaintext HashMap baseline — means of this run ({n} records)");
+    println!(
+        "tokenvault vs plaintext HashMap baseline, {n} records: criterion's estimates of this run \
+         (slope; mean for get_tokens)"
+    );
     println!("criterion results: {}", dir.display());
     // Other processes on a small machine skew results; say how busy it was.
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
@@ -637,15 +644,16 @@ fn print_table(dir: &Path, since: SystemTime, n: usize) {
     println!("{header}");
     println!("{}", "-".repeat(header.chars().count()));
     for r in rows {
-        let ours = mean_ns(dir, &r.ours, since);
-        let base = mean_ns(dir, &r.baseline, since);
+        let ours = estimate_ns(dir, &r.ours, since);
+        let base = estimate_ns(dir, &r.baseline, since);
         let show = |v: Option<f64>| v.map_or_else(|| "not run".to_owned(), fmt_ns);
         let ratio = match (ours, base) {
             (Some(o), Some(b)) => format!("{:.2}x", o / b),
             _ => "-".into(),
         };
         let diff = match (ours, base) {
-            (Some(o), Some(b)) => format!("{:+.2} µs", (o - b) / 1e3),
+            (Some(o), Some(b)) if o >= b => format!("+{}", fmt_ns(o - b)),
+            (Some(o), Some(b)) => format!("-{}", fmt_ns(b - o)),
             _ => "-".into(),
         };
         let (target, result) = match r.target {
