@@ -59,8 +59,8 @@ pub use token::{
     AccessToken, ClientSecret, GrantToken, OAuthToken, RefreshToken, TokenField, UserSignature,
 };
 pub use vault::{
-    EncryptedStore, KeySlotKind, KeyUsage, RotationReport, Saved, SlotInfo, StoreInfo,
-    StoreOptions, VerifyReport, inspect,
+    DEFAULT_REFRESH_SKEW, EncryptedStore, KeySlotKind, KeyUsage, RefreshError, RotationReport,
+    Saved, SlotInfo, StoreInfo, StoreOptions, VerifyReport, inspect,
 };
 
 /// The README's examples, compiled and run as doctests.

@@ -140,6 +140,10 @@ pub enum Error {
         id: String,
     },
 
+    /// No record matches the query (the Zoho matching rules found nothing).
+    #[error("no token matches the query")]
+    NoMatch,
+
     /// The token cannot be saved as it is.
     #[error("invalid token: {reason}")]
     InvalidToken {

@@ -2,6 +2,7 @@
 //! [`Backend`].
 
 mod maintenance;
+mod refresh;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 pub use maintenance::{
     KeySlotKind, KeyUsage, RotationReport, SlotInfo, StoreInfo, VerifyReport, inspect,
 };
+pub use refresh::{DEFAULT_REFRESH_SKEW, REFRESH_LOCK_TIMEOUT, RefreshError, needs_refresh};
 
 use crate::backend::{Backend, LookupTags, StoredRecord, Transaction};
 use crate::crypto::{AeadKey, Argon2Params, IndexKey, Key, label, random_array, role};

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::memory::{State, transact_then};
-use super::{Backend, LookupField, LookupTags, StoredRecord, Tag, Transaction};
+use super::{Backend, HeldLock, LookupField, LookupTags, StoredRecord, Tag, Transaction};
 use crate::crypto::random_array;
 use crate::format::Reader;
 use crate::store::{BackendError, BackendErrorKind, Result};
@@ -294,6 +294,14 @@ impl Backend for FileBackend {
 
     fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
         self.read(|s| Ok(s.records.values().cloned().collect()))
+    }
+
+    fn lock(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Box<dyn HeldLock>, BackendError> {
+        super::lockfile::lock(&self.path, name, timeout)
     }
 
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {

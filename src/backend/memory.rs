@@ -1,16 +1,43 @@
 //! In-memory backend: for tests and short-lived processes. Nothing survives the process.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use super::{Backend, LookupField, StoredRecord, Tag, Transaction};
-use crate::store::{BackendError, Result};
+use super::{Backend, HeldLock, LookupField, StoredRecord, Tag, Transaction};
+use crate::store::{BackendError, BackendErrorKind, Result};
 
 /// Keeps sealed records in a map behind one mutex; a transaction holds the mutex throughout
 /// and undoes its writes if the step fails.
 #[derive(Default)]
 pub struct MemoryBackend {
     state: Mutex<State>,
+    names: Arc<NamedLocks>,
+}
+
+/// The names locked through [`Backend::lock`], within this process.
+#[derive(Default)]
+struct NamedLocks {
+    held: Mutex<HashSet<String>>,
+    released: Condvar,
+}
+
+struct NamedLock {
+    locks: Arc<NamedLocks>,
+    name: String,
+}
+
+impl HeldLock for NamedLock {}
+
+impl Drop for NamedLock {
+    fn drop(&mut self) {
+        self.locks
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.name);
+        self.locks.released.notify_all();
+    }
 }
 
 /// Records, header and tag index; shared with the file backend, which persists it.
@@ -27,7 +54,7 @@ impl MemoryBackend {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn guard(&self) -> MutexGuard<'_, State> {
         // A panic inside a step leaves the state as the undo log restored it, or mid-write of
         // one map entry at worst; the maps themselves stay valid, so recover the guard.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -179,11 +206,11 @@ pub(super) fn transact_then(
 
 impl Backend for MemoryBackend {
     fn read_header(&self) -> Result<Option<Vec<u8>>, BackendError> {
-        Ok(self.lock().header.clone())
+        Ok(self.guard().header.clone())
     }
 
     fn get(&self, id: &str) -> Result<Option<StoredRecord>, BackendError> {
-        Ok(self.lock().records.get(id).cloned())
+        Ok(self.guard().records.get(id).cloned())
     }
 
     fn find_by_tag(
@@ -191,26 +218,44 @@ impl Backend for MemoryBackend {
         field: LookupField,
         tag: &Tag,
     ) -> Result<Option<StoredRecord>, BackendError> {
-        Ok(self.lock().find(field, tag))
+        Ok(self.guard().find(field, tag))
     }
 
     fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
-        Ok(self.lock().records.values().cloned().collect())
+        Ok(self.guard().records.values().cloned().collect())
     }
 
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
-        let mut guard = self.lock();
-        let mut tx = MemoryTransaction {
-            state: &mut guard,
-            undo: Vec::new(),
-        };
-        match step(&mut tx) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                tx.rollback();
-                Err(e)
+        transact_then(&mut self.guard(), step, &mut |_| Ok(()))
+    }
+
+    fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {
+        let deadline = Instant::now() + timeout;
+        let mut held = self
+            .names
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while held.contains(name) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(BackendError::new(
+                    BackendErrorKind::Busy,
+                    "the lock was held past the timeout",
+                ));
             }
+            held = self
+                .names
+                .released
+                .wait_timeout(held, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
+        held.insert(name.to_owned());
+        Ok(Box::new(NamedLock {
+            locks: self.names.clone(),
+            name: name.to_owned(),
+        }))
     }
 }
 

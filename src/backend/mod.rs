@@ -24,16 +24,27 @@
 //! [`testing::Instrumented`] wraps any backend to record what it is given and inject failures.
 
 mod file;
+mod lockfile;
 mod memory;
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 pub mod testing;
 
+#[cfg(feature = "mysql")]
+pub use self::mysql::{MysqlBackend, SCHEMA_VERSION as MYSQL_SCHEMA_VERSION};
 pub use file::FileBackend;
 pub use memory::MemoryBackend;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresBackend, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 pub use sqlite::{SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, SqliteBackend};
 
 pub use crate::crypto::Tag;
 pub use crate::matching::LookupField;
+use std::time::Duration;
+
 use crate::store::{BackendError, Result};
 
 /// The blind-index tags of one record, one slot per [`LookupField`].
@@ -103,7 +114,28 @@ pub trait Backend: Send + Sync {
     /// # Errors
     /// The closure's error, or a [`BackendError`] if the transaction cannot begin or commit.
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()>;
+
+    /// Takes the exclusive lock `name` (e.g. one record's refresh), shared by every process
+    /// using this store, waiting at most `timeout`; it is released when the returned value is
+    /// dropped, and by the OS or server when the holder dies. Used by
+    /// [`EncryptedStore::refresh_with`](crate::EncryptedStore::refresh_with) so that one
+    /// process, not all, spends a refresh token. Optional: the default is
+    /// [`BackendErrorKind::NotSupported`](crate::BackendErrorKind::NotSupported).
+    ///
+    /// # Errors
+    /// [`BackendErrorKind::Busy`](crate::BackendErrorKind::Busy) when `timeout` passes; I/O or
+    /// connection errors.
+    fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {
+        let _ = (name, timeout);
+        Err(BackendError::new(
+            crate::BackendErrorKind::NotSupported,
+            "this backend has no cross-process locks",
+        ))
+    }
 }
+
+/// A lock held until dropped (see [`Backend::lock`]).
+pub trait HeldLock: Send {}
 
 /// The operations available inside [`Backend::transact`]. Reads see the transaction's own
 /// writes.
@@ -178,6 +210,9 @@ macro_rules! forward_backend {
             }
             fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
                 (**self).transact(step)
+            }
+            fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {
+                (**self).lock(name, timeout)
             }
         }
     )*};

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::{Backend, LookupField, LookupTags, StoredRecord, Tag, Transaction};
+use super::{Backend, HeldLock, LookupField, LookupTags, StoredRecord, Tag, Transaction};
 use crate::store::{BackendError, BackendErrorKind, Result};
 
 /// "TKV1": marks a SQLite file as a tokenvault store.
@@ -412,6 +412,10 @@ impl Backend for SqliteBackend {
 
     fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
         list(&self.lock())
+    }
+
+    fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {
+        super::lockfile::lock(&self.path, name, timeout)
     }
 
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {

@@ -152,6 +152,29 @@ pub enum Command {
     #[command(after_help = "Example:\n  tokenvault verify")]
     Verify,
 
+    /// Print a valid access token (and nothing else), refreshing it first through the OAuth
+    /// refresh grant if it expires within --skew; concurrent callers refresh only once.
+    #[command(
+        after_help = "Examples:\n  curl -H \"Authorization: Zoho-oauthtoken $(tokenvault access-token --user ann@example.com)\" …\n  tokenvault access-token 3f2a9c0d41b7e865 --token-url https://accounts.zoho.eu/oauth/v2/token\n\nWithout --token-url, Zoho records use {accounts server}/oauth/v2/token for their api_domain:\nzohoapis.com → accounts.zoho.com, .eu → accounts.zoho.eu, .in → accounts.zoho.in,\n.com.au → accounts.zoho.com.au, .jp → accounts.zoho.jp, .ca → accounts.zohocloud.ca,\n.com.cn → accounts.zoho.com.cn, .sa → accounts.zoho.sa."
+    )]
+    AccessToken {
+        /// The record id.
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<String>,
+        /// Find by user name instead.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// The OAuth token endpoint (https; plain http only to loopback).
+        #[arg(long, value_name = "URL")]
+        token_url: Option<String>,
+        /// Refresh when the token expires within this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        skew: u64,
+        /// Give up on the token endpoint after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        timeout: u64,
+    },
+
     /// List, add or remove key slots (a store opens with any one of them).
     #[command(
         after_help = "Examples:\n  tokenvault slots list\n  tokenvault slots add-keychain\n  TOKENVAULT_NEW_PASSPHRASE=… tokenvault slots add-passphrase\n  tokenvault slots remove 2"

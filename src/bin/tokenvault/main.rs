@@ -2,6 +2,7 @@
 
 mod cli;
 mod keys;
+mod oauth;
 mod open;
 mod records;
 mod transfer;
@@ -125,6 +126,21 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             force,
         } => transfer::export(&unlock, &uri, format, plaintext, out.as_deref(), force),
         Command::Migrate { to } => transfer::migrate(&unlock, &uri, &to),
+        Command::AccessToken {
+            id,
+            user,
+            token_url,
+            skew,
+            timeout,
+        } => oauth::access_token(
+            &unlock.open(&uri)?,
+            &uri,
+            id,
+            user,
+            token_url.as_deref(),
+            skew,
+            timeout,
+        ),
         Command::Slots { action } => keys::slots(&unlock.open(&uri)?, &uri, action, json),
         Command::Destroy { yes } => keys::destroy(&uri, yes),
     }
