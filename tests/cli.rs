@@ -250,12 +250,18 @@ fn store_uri_errors_are_usage_errors() {
         .run()
         .exits(2)
         .stderr_has(&["no path"]);
-    // DESIGN §6 lists postgres:// and mysql:// URIs; this build says so clearly.
-    w.tv(&["list", "--store", "mysql://u:p@127.0.0.1:3306/db"])
-        .run()
-        .exits(2)
-        .stderr_has(&["mysql", "not supported"])
-        .leaks_none(&["u:p@"]);
+    // Server stores: nothing listens on port 9, so opening fails (exit 1), naming the store
+    // without its password.
+    for uri in [
+        "mysql://u:pw-secret@127.0.0.1:9/db?ssl=disable",
+        "postgres://u:pw-secret@127.0.0.1:9/db?sslmode=disable",
+    ] {
+        w.tv(&["list", "--store", uri])
+            .run()
+            .exits(1)
+            .stderr_has(&["u@127.0.0.1:9/db"])
+            .leaks_none(&["pw-secret"]);
+    }
 }
 
 // ============================================================================================

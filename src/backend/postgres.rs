@@ -54,13 +54,21 @@
 //! never retried: the outcome is unknown and the error says so. Waiting more than 10 s for the
 //! writer lock is [`BackendErrorKind::Busy`].
 //!
+//! # Cross-process locks
+//! [`Backend::lock`] (the per-record refresh lock of
+//! [`EncryptedStore::refresh_with`](crate::EncryptedStore::refresh_with)) is a session-level
+//! `pg_advisory_lock` on a connection of its own, keyed by a hash of the schema and the lock
+//! name, waiting at most the timeout (`lock_timeout`, then [`BackendErrorKind::Busy`]); the
+//! server releases it when the holder's connection dies.
+//!
 //! # Pool
 //! A small pool of our own (a `Mutex<Vec<Client>>` and a `Condvar`): up to `pool_size`
-//! connections, opened lazily, each with its prepared statements cached. A connection that
-//! failed, or was left mid-transaction (a panicking step), is closed, never returned; when one
-//! connection is found lost, the idle ones are dropped too (a server restart kills them all),
-//! and an idempotent read outside a transaction is retried once on a fresh connection. A caller
-//! waits at most 30 s for a free connection ([`BackendErrorKind::Busy`]).
+//! connections, opened lazily, each with its prepared statements cached. A connection on which
+//! a statement failed, or which a panicking step left mid-transaction, is closed, never
+//! returned; when one connection is found lost, the idle ones are dropped too (a server
+//! restart kills them all), and an idempotent read outside a transaction is retried once on a
+//! fresh connection. A caller waits at most 30 s for a free connection
+//! ([`BackendErrorKind::Busy`]).
 //!
 //! Error messages carry SQLSTATE codes and PostgreSQL's primary messages (constraint names for
 //! uniqueness violations), never values.
@@ -76,7 +84,7 @@ use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls, SimpleQueryMessage, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{Backend, LookupField, LookupTags, StoredRecord, Tag, Transaction};
+use super::{Backend, HeldLock, LookupField, LookupTags, StoredRecord, Tag, Transaction};
 use crate::store::{BackendError, BackendErrorKind, Result};
 
 /// The schema this build writes. Newer ones are refused.
@@ -196,12 +204,23 @@ fn pg_error(e: &postgres::Error) -> BackendError {
     error(kind, message)
 }
 
+/// A backend error's own message, without the "storage backend error (kind)" prefix.
+fn message_of(e: &BackendError) -> String {
+    e.source()
+        .map_or_else(|| e.to_string(), ToString::to_string)
+}
+
 /// An error while connecting: the server cannot be reached (Unavailable) unless it answered
 /// and refused us (authentication, unknown database) or TLS failed (certificate not trusted or
 /// not for this host: configuration, not a passing outage) — both Other.
 fn connect_error(e: &postgres::Error) -> BackendError {
-    let tls_failed =
-        std::iter::successors(e.source(), |s| s.source()).any(|s| s.is::<rustls::Error>());
+    // tokio-rustls reports rustls' error inside an io::Error, whose source() skips it.
+    let tls_failed = std::iter::successors(e.source(), |s| (*s).source()).any(|s| {
+        s.is::<rustls::Error>()
+            || s.downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+    });
     let kind = match e.code().map(|c| &c.code()[..2]) {
         _ if tls_failed => BackendErrorKind::Other,
         Some("28" | "3D") => BackendErrorKind::Other,
@@ -214,7 +233,7 @@ fn connect_error(e: &postgres::Error) -> BackendError {
         Some(db) => format!("PostgreSQL {}: {}", db.code().code(), db.message()),
         // The client's message and its causes (e.g. "error performing TLS handshake: invalid
         // peer certificate: UnknownIssuer"): no values in them.
-        None => std::iter::successors(Some(e as &dyn StdError), |s| s.source())
+        None => std::iter::successors(Some(e as &dyn StdError), |s| (*s).source())
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(": "),
@@ -959,9 +978,10 @@ impl PostgresBackend {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let failure = failure_of(&e);
+                    // A connection on which a statement failed is not reused.
+                    lease.reusable = false;
+                    drop(lease);
                     if failure == Failure::Lost {
-                        lease.reusable = false;
-                        drop(lease);
                         self.pool.drop_idle();
                         if !retried {
                             retried = true;
@@ -992,7 +1012,6 @@ impl PostgresBackend {
                     .count();
                 if locked != 1 {
                     let _ = conn.client.batch_execute("ROLLBACK");
-                    lease.reusable = true;
                     return Attempt::Done(Err(error(
                         BackendErrorKind::Corrupt,
                         "the tokenvault meta table lost its schema_version row",
@@ -1008,6 +1027,7 @@ impl PostgresBackend {
             failed: None,
         };
         let result = step(&mut tx);
+        let statement_failed = tx.failed.is_some();
         match tx.failed.take() {
             Some((Failure::Retry | Failure::Lost, e)) => {
                 return self.failed_before_commit(lease, &e);
@@ -1022,12 +1042,13 @@ impl PostgresBackend {
                         "a statement failed inside the transaction; rolled back",
                     )
                     .into()),
+                    false,
                 );
             }
             _ => {}
         }
         if result.is_err() {
-            return self.rollback(lease, result);
+            return self.rollback(lease, result, !statement_failed);
         }
         let conn = lease.conn();
         match conn.client.batch_execute("COMMIT") {
@@ -1044,7 +1065,7 @@ impl PostgresBackend {
                     format!(
                         "PostgreSQL connection lost while committing ({}): the transaction may or \
                          may not have been applied",
-                        pg_error(&e)
+                        message_of(&pg_error(&e))
                     ),
                 )
                 .into()))
@@ -1061,17 +1082,20 @@ impl PostgresBackend {
                 self.pool.drop_idle();
                 Attempt::Retry(pg_error(e))
             }
-            Failure::Retry => match self.rollback(lease, Ok(())) {
+            Failure::Retry => match self.rollback(lease, Ok(()), false) {
                 Attempt::Done(Ok(())) => Attempt::Retry(pg_error(e)),
                 other => other,
             },
-            Failure::Other => self.rollback(lease, Err(pg_error(e).into())),
+            Failure::Other => self.rollback(lease, Err(pg_error(e).into()), false),
         }
     }
 
-    fn rollback(&self, lease: &mut Lease<'_>, result: Result<()>) -> Attempt {
+    /// Rolls back and returns `result`. The connection goes back to the pool only if `keep`
+    /// (the step failed on its own, no statement did) and the rollback worked: one on which a
+    /// statement failed is closed, as a precaution.
+    fn rollback(&self, lease: &mut Lease<'_>, result: Result<()>, keep: bool) -> Attempt {
         match lease.conn().client.batch_execute("ROLLBACK") {
-            Ok(()) => lease.reusable = true,
+            Ok(()) => lease.reusable = keep,
             // Closing the connection rolls back on the server.
             Err(e) if failure_of(&e) == Failure::Lost => self.pool.drop_idle(),
             Err(_) => {}
@@ -1171,7 +1195,57 @@ fn backoff(n: u32) {
     std::thread::sleep(base + jitter);
 }
 
+/// A held [`Backend::lock`]: the connection that holds the advisory lock.
+struct AdvisoryLock {
+    client: Client,
+    key: i64,
+}
+
+impl HeldLock for AdvisoryLock {}
+
+impl Drop for AdvisoryLock {
+    fn drop(&mut self) {
+        // Unlock at once; closing the connection (next) would release it too, a moment later.
+        let _ = self
+            .client
+            .execute("SELECT pg_advisory_unlock($1)", &[&self.key]);
+    }
+}
+
+/// FNV-1a (64-bit) of the schema, a NUL and the lock name: the advisory lock's key. The
+/// one-key form shares no key space with the two-key schema-creation lock.
+fn named_lock_key(schema: &str, name: &str) -> i64 {
+    let hash = schema
+        .bytes()
+        .chain([0])
+        .chain(name.bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
 impl Backend for PostgresBackend {
+    /// A session-level advisory lock (`pg_advisory_lock`) on a dedicated connection, keyed by
+    /// a 64-bit hash of the schema and `name` (a collision only makes two names share a lock).
+    /// Released on drop, and by the server when the connection dies with its holder.
+    fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {
+        let key = named_lock_key(&self.schema, name);
+        let mut client = self.pool.connector.connect()?;
+        let millis = timeout.as_millis().clamp(1, i32::MAX as u128).to_string();
+        client
+            .execute("SELECT set_config('lock_timeout', $1, false)", &[&millis])
+            .map_err(|e| pg_error(&e))?;
+        match client.execute("SELECT pg_advisory_lock($1)", &[&key]) {
+            Ok(_) => Ok(Box::new(AdvisoryLock { client, key })),
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Err(error(
+                BackendErrorKind::Busy,
+                "the lock was held past the timeout (PostgreSQL advisory lock)",
+            )),
+            Err(e) => Err(pg_error(&e)),
+        }
+    }
+
     fn read_header(&self) -> Result<Option<Vec<u8>>, BackendError> {
         self.read(query::header)
     }
@@ -1206,7 +1280,10 @@ impl Backend for PostgresBackend {
                 Attempt::Retry(e) if tries >= MAX_TRIES => {
                     return Err(error(
                         e.kind(),
-                        format!("PostgreSQL transaction failed {MAX_TRIES} times; last: {e}"),
+                        format!(
+                            "PostgreSQL transaction failed {MAX_TRIES} times; last: {}",
+                            message_of(&e)
+                        ),
                     )
                     .into());
                 }

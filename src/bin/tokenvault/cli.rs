@@ -8,6 +8,8 @@ const AFTER_HELP: &str = "\
 Store URIs (--store or TOKENVAULT_STORE):
   sqlite:PATH   SQLite database (default: the user's data dir, tokenvault/tokens.db)
   file:PATH     a single file
+  postgres://USER:PASS@HOST:PORT/DB[?pool_size=N&sslmode=require|disable&schema=NAME]
+  mysql://USER:PASS@HOST:PORT/DB[?pool_size=N&…]   (TLS required except on loopback)
 
 Keys: a passphrase comes from TOKENVAULT_PASSPHRASE, --passphrase-file, or a prompt on the
 terminal; a raw key (stores created with --key env) from TOKENVAULT_KEY (base64, 32 bytes).

@@ -23,6 +23,8 @@ pub enum StoreUri {
     Sqlite(PathBuf),
     /// `file:PATH`
     File(PathBuf),
+    /// `postgres://…` or `mysql://…`: a store on a database server.
+    Server(String),
 }
 
 impl fmt::Display for StoreUri {
@@ -30,12 +32,25 @@ impl fmt::Display for StoreUri {
         match self {
             StoreUri::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
             StoreUri::File(p) => write!(f, "file:{}", p.display()),
+            // Never print the password.
+            StoreUri::Server(uri) => match uri
+                .split_once("://")
+                .and_then(|(s, rest)| Some((s, rest.split_once('@')?)))
+            {
+                Some((scheme, (credentials, host))) => {
+                    let user = credentials.split(':').next().unwrap_or_default();
+                    let host = host.split('?').next().unwrap_or_default();
+                    write!(f, "{scheme}://{user}@{host}")
+                }
+                None => f.write_str(uri.split('?').next().unwrap_or_default()),
+            },
         }
     }
 }
 
 impl StoreUri {
-    /// Parses `sqlite:PATH` or `file:PATH`; `None` gives the default store.
+    /// Parses `sqlite:PATH`, `file:PATH`, `postgres://…` or `mysql://…`; `None` gives the
+    /// default store.
     pub fn parse(text: Option<&str>) -> Result<StoreUri, CliError> {
         let Some(text) = text else {
             return Self::default_store();
@@ -46,14 +61,14 @@ impl StoreUri {
         if let Some(path) = text.strip_prefix("file:") {
             return Self::non_empty(path).map(StoreUri::File);
         }
-        if text.starts_with("postgres://") || text.starts_with("mysql://") {
-            return Err(CliError::usage(format!(
-                "{} stores are not supported by this build yet; use sqlite:PATH or file:PATH",
-                text.split("://").next().unwrap_or_default()
-            )));
+        if ["postgres://", "postgresql://", "mysql://"]
+            .iter()
+            .any(|s| text.starts_with(s))
+        {
+            return Ok(StoreUri::Server(text.to_owned()));
         }
         Err(CliError::usage(
-            "unknown store URI; use sqlite:PATH or file:PATH",
+            "unknown store URI; use sqlite:PATH, file:PATH, postgres://… or mysql://…",
         ))
     }
 
@@ -75,22 +90,24 @@ impl StoreUri {
         Ok(StoreUri::Sqlite(dir.join("tokenvault").join("tokens.db")))
     }
 
-    fn path(&self) -> &Path {
+    fn path(&self) -> Option<&Path> {
         match self {
-            StoreUri::Sqlite(p) | StoreUri::File(p) => p,
+            StoreUri::Sqlite(p) | StoreUri::File(p) => Some(p),
+            StoreUri::Server(_) => None,
         }
     }
 
-    /// Whether the store's file exists (a store may still be empty inside).
+    /// Whether the store's file exists (a store may still be empty inside); a server store is
+    /// found out by opening it.
     pub fn exists(&self) -> bool {
-        self.path().exists()
+        self.path().is_none_or(Path::exists)
     }
 
     /// Opens the backend, creating the file and (mode 0700) its directory if missing.
     pub fn backend(&self) -> Result<Box<dyn Backend>, CliError> {
         if let Some(dir) = self
             .path()
-            .parent()
+            .and_then(Path::parent)
             .filter(|d| !d.as_os_str().is_empty() && !d.exists())
         {
             fs::DirBuilder::new()
@@ -102,6 +119,8 @@ impl StoreUri {
         let opened: Result<Box<dyn Backend>, _> = match self {
             StoreUri::Sqlite(p) => SqliteBackend::open(p).map(|b| Box::new(b) as Box<dyn Backend>),
             StoreUri::File(p) => FileBackend::open(p).map(|b| Box::new(b) as Box<dyn Backend>),
+            StoreUri::Server(uri) if uri.starts_with("mysql://") => server_backend::mysql(uri),
+            StoreUri::Server(uri) => server_backend::postgres(uri),
         };
         opened.map_err(|e| CliError::failure(format!("{self}: {e}")))
     }
@@ -112,10 +131,19 @@ impl StoreUri {
         let suffixes: &[&str] = match self {
             StoreUri::Sqlite(_) => &["", "-wal", "-shm", "-journal"],
             StoreUri::File(_) => &["", ".lock", ".tmp"],
+            StoreUri::Server(_) => {
+                return Err(CliError::failure(
+                    "destroy removes file stores; for a server store, `purge --yes` and drop its tables",
+                ));
+            }
         };
         let mut removed = 0;
         for suffix in suffixes {
-            let mut name = self.path().as_os_str().to_owned();
+            let mut name = self
+                .path()
+                .expect("file stores have a path")
+                .as_os_str()
+                .to_owned();
             name.push(suffix);
             match fs::remove_file(&name) {
                 Ok(()) => removed += 1,
@@ -284,4 +312,36 @@ fn has_terminal() -> bool {
             .write(true)
             .open("/dev/tty")
             .is_ok()
+}
+
+/// The server backends, when this build has them.
+mod server_backend {
+    use tokenvault::BackendError;
+    use tokenvault::backend::Backend;
+
+    #[cfg(feature = "postgres")]
+    pub fn postgres(uri: &str) -> Result<Box<dyn Backend>, BackendError> {
+        tokenvault::backend::PostgresBackend::connect(uri).map(|b| Box::new(b) as Box<dyn Backend>)
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    pub fn postgres(_: &str) -> Result<Box<dyn Backend>, BackendError> {
+        Err(BackendError::new(
+            tokenvault::BackendErrorKind::NotSupported,
+            "built without the `postgres` feature",
+        ))
+    }
+
+    #[cfg(feature = "mysql")]
+    pub fn mysql(uri: &str) -> Result<Box<dyn Backend>, BackendError> {
+        tokenvault::backend::MysqlBackend::connect(uri).map(|b| Box::new(b) as Box<dyn Backend>)
+    }
+
+    #[cfg(not(feature = "mysql"))]
+    pub fn mysql(_: &str) -> Result<Box<dyn Backend>, BackendError> {
+        Err(BackendError::new(
+            tokenvault::BackendErrorKind::NotSupported,
+            "built without the `mysql` feature",
+        ))
+    }
 }
