@@ -28,15 +28,43 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// The URI of a fresh store on the database server named by `env_var` (isolated by
+/// `isolate(uri, name)`), or `None` to skip; under `TOKENVAULT_REQUIRE_SERVICES=1` a missing
+/// server fails the test.
+fn server_store(env_var: &str, isolate: fn(&str, &str) -> String) -> Option<String> {
+    match std::env::var(env_var) {
+        Ok(uri) => {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            Some(isolate(&uri, &format!("t_refresh_{nanos:x}")))
+        }
+        Err(_) if std::env::var("TOKENVAULT_REQUIRE_SERVICES").is_ok_and(|v| v == "1") => {
+            panic!(
+                "TOKENVAULT_REQUIRE_SERVICES=1 but {env_var} is not set (.ci/run starts the server)"
+            )
+        }
+        Err(_) => {
+            eprintln!(
+                "skipping: {env_var} is not set (run under .ci/run, which starts the server)"
+            );
+            None
+        }
+    }
+}
+
 /// A world whose store holds user `ann` with refresh token `r-0`, access token `a-0`
-/// expiring at `expiry_ms`.
+/// expiring at `expiry_ms`. `kind` is `sqlite`, `file`, or a server store URI.
 fn world_with_token(kind: &str, expiry_ms: u64) -> World {
     let mut world = World::raw();
-    if kind == "file" {
-        world.set(
-            "TOKENVAULT_STORE",
-            format!("file:{}", world.path("t.tv").display()),
-        );
+    if kind != "sqlite" {
+        let store = if kind == "file" {
+            format!("file:{}", world.path("t.tv").display())
+        } else {
+            kind.to_owned()
+        };
+        world.set("TOKENVAULT_STORE", store);
         world.tv(&["init", "--key", "env"]).run().ok();
     }
     let json = format!(
@@ -103,6 +131,17 @@ fn sixteen_processes_refresh_once_on_sqlite() {
 #[test]
 fn sixteen_processes_refresh_once_on_the_file_backend() {
     sixteen_processes_refresh_once("file");
+}
+
+#[test]
+fn sixteen_processes_refresh_once_on_postgres() {
+    let isolate = |uri: &str, name: &str| {
+        let sep = if uri.contains('?') { '&' } else { '?' };
+        format!("{uri}{sep}schema={name}")
+    };
+    if let Some(store) = server_store("TOKENVAULT_TEST_POSTGRES", isolate) {
+        sixteen_processes_refresh_once(&store);
+    }
 }
 
 #[test]
