@@ -145,6 +145,17 @@ fn sixteen_processes_refresh_once_on_postgres() {
 }
 
 #[test]
+fn sixteen_processes_refresh_once_on_mysql() {
+    let isolate = |uri: &str, name: &str| {
+        let sep = if uri.contains('?') { '&' } else { '?' };
+        format!("{uri}{sep}table_prefix={name}_")
+    };
+    if let Some(store) = server_store("TOKENVAULT_TEST_MYSQL", isolate) {
+        sixteen_processes_refresh_once(&store);
+    }
+}
+
+#[test]
 fn a_fresh_token_needs_no_call_and_one_within_the_skew_does() {
     let world = world_with_token("sqlite", now_ms() + 3_600_000);
     let server = OAuthServer::start("r-0", CLIENT_ID, CLIENT_SECRET);

@@ -27,7 +27,7 @@ mod file;
 mod lockfile;
 mod memory;
 #[cfg(feature = "mysql")]
-mod mysql;
+pub(crate) mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sqlite;

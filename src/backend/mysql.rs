@@ -14,7 +14,7 @@
 //! | --- | --- | --- |
 //! | `ssl_mode` | `verify_identity` | `verify_identity`: TLS, certificate checked against the CA roots and the host name (or IP address) of the URI; `verify_ca`: TLS, certificate checked against the CA roots but not the name; `disabled`: no TLS, **only for a loopback host** (see TLS) |
 //! | `table_prefix` | `tokenvault_` | tables are `<prefix>meta` and `<prefix>records`: several stores can share one database |
-//! | `pool_min`, `pool_max` | 1, 10 | connections kept open at least / opened at most (the `mysql` crate's own names) |
+//! | `pool_min`, `pool_max` | 1, 10 | connections kept open at least / opened at most (the `mysql` crate's own names; `pool_size` is accepted for `pool_max`, as the PostgreSQL backend spells it) |
 //! | `root_cert_path` | — | a PEM or DER file of extra CA certificates to trust (a private CA) |
 //! | `cert_chain_path`, `priv_key_path` | — | a client certificate (PEM), for servers that require one |
 //! | `tcp_connect_timeout_ms` | 10000 | how long connecting may take |
@@ -52,12 +52,14 @@
 //!
 //! # Transactions
 //! [`Backend::transact`] runs one InnoDB transaction on one pooled connection (sessions use
-//! `READ COMMITTED`, strict `sql_mode`, `innodb_lock_wait_timeout` = 10 s). Its first statement
-//! reads the header and schema-version rows `FOR UPDATE`: every writer takes that one row lock
-//! first, so write transactions are serialised the way SQLite's `IMMEDIATE` transactions are
-//! (the vault reads the header first in every write anyway; locking it up front also covers
-//! steps that do not, like `delete_token`, and makes the step's later plain reads see every
-//! committed write). Records are written with `UPDATE … WHERE id = ?`, then `INSERT` if no row
+//! `READ COMMITTED`, strict `sql_mode`, `innodb_lock_wait_timeout` = 10 s). It begins, in one
+//! round trip, with `START TRANSACTION` and a read of the header and schema-version rows
+//! `FOR UPDATE`: every writer takes that row lock first, so write transactions are serialised
+//! the way SQLite's `IMMEDIATE` transactions are. The vault reads the header first in every
+//! write anyway (the step's `header()` is then answered from that read); locking it up front
+//! also covers steps that do not, like `delete_token`, and makes the step's later plain reads
+//! see every committed write, so a match-then-write cannot act on a stale match. The price:
+//! writers to one store take turns (see benches/mysql.rs for saves/s with 1–16 clients). Records are written with `UPDATE … WHERE id = ?`, then `INSERT` if no row
 //! matched (never `ON DUPLICATE KEY UPDATE`, which would update another record whose tag
 //! collides instead of failing); tag collisions fail with
 //! [`Conflict`](BackendErrorKind::Conflict) through the unique indexes.
@@ -70,6 +72,12 @@
 //! [`Unavailable`](BackendErrorKind::Unavailable). A connection lost *while* committing leaves
 //! the outcome unknown: that call fails with `Unavailable` and is never retried. Reads outside
 //! transactions are retried on a fresh connection after a lost connection.
+//!
+//! # Named locks
+//! [`Backend::lock`] is `GET_LOCK` on a pooled connection held for the lock's lifetime (so
+//! `pool_max` must leave room for the holder's other calls); the server releases it if the
+//! holder's connection ends. Lock names are hashed with the database and table prefix, so
+//! stores sharing a server do not share locks.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -83,7 +91,9 @@ use ::mysql::{
     UrlError, Value,
 };
 
-use super::{Backend, LookupField, LookupTags, StoredRecord, Tag, Transaction};
+use sha2::{Digest, Sha256};
+
+use super::{Backend, HeldLock, LookupField, LookupTags, StoredRecord, Tag, Transaction};
 use crate::store::{BackendError, BackendErrorKind, Result};
 
 /// The schema this build writes. Newer schemas are refused.
@@ -143,7 +153,7 @@ pub(crate) struct ClientConfig {
 }
 
 /// Letters, digits and `_` only, `min..=max` bytes: safe inside backticks on every server.
-fn valid_identifier(name: &str, min: usize, max: usize) -> bool {
+pub(crate) fn valid_identifier(name: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
@@ -267,7 +277,7 @@ pub(crate) fn client_config(
                     }
                 }
             }
-            "table_prefix" | "pool_min" | "pool_max" if !for_store => {
+            "table_prefix" | "pool_min" | "pool_max" | "pool_size" if !for_store => {
                 return Err(bad_uri(format!(
                     "URI parameter {name} applies to a store, not here"
                 )));
@@ -281,7 +291,12 @@ pub(crate) fn client_config(
                 table_prefix = value.into_owned();
             }
             "pool_min" => pool_min = parse_pool(&name, &value)?,
-            "pool_max" => pool_max = parse_pool(&name, &value)?,
+            "pool_max" | "pool_size" => {
+                if seen.contains("pool_max") && seen.contains("pool_size") {
+                    return Err(bad_uri("give pool_max or pool_size (the same), not both"));
+                }
+                pool_max = parse_pool(&name, &value)?;
+            }
             "host" | "port" | "user" | "password" | "db_name" => {
                 return Err(refused(format!(
                     "URI parameter {name} is not accepted: put it in the URI itself \
@@ -514,12 +529,43 @@ fn server_text_is_safe(code: u16) -> bool {
     )
 }
 
-/// The portable kind and a message (never a stored value) for a client error, `during` saying
-/// what was being done.
-fn describe(e: &::mysql::Error, during: &str) -> (BackendErrorKind, String) {
+/// A TLS failure the client reports inside an I/O error (rustls errors reach the `mysql`
+/// crate through its stream), with a hint for the usual causes.
+fn tls_failure(io: &std::io::Error) -> Option<String> {
+    let tls = io.get_ref()?.downcast_ref::<rustls::Error>()?;
+    let hint = match tls {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+            " (the certificate chains to neither Mozilla's roots nor root_cert_path)"
+        }
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName
+            | rustls::CertificateError::NotValidForNameContext { .. },
+        ) => " (the certificate does not name the URI's host; see ssl_mode)",
+        _ => "",
+    };
+    Some(format!("{tls}{hint}"))
+}
+
+/// The portable kind and a message (never a stored value) for a client error; `during` says
+/// what was being done ("connecting to …", "writing a record").
+pub(crate) fn describe(e: &::mysql::Error, during: &str) -> (BackendErrorKind, String) {
+    use ::mysql::Error as E;
     use BackendErrorKind as K;
+    let io = match e {
+        E::IoError(io) => Some(io),
+        E::CodecError(c) => {
+            std::error::Error::source(c).and_then(|s| s.downcast_ref::<std::io::Error>())
+        }
+        _ => None,
+    };
+    if let Some(tls) = io.and_then(tls_failure) {
+        return (
+            K::Unavailable,
+            format!("TLS with the MySQL server failed while {during}: {tls}"),
+        );
+    }
     match e {
-        ::mysql::Error::MySqlError(server) => {
+        E::MySqlError(server) => {
             let code = server.code;
             let (kind, what) = match code {
                 ER_DUP_ENTRY | ER_DUP_ENTRY_WITH_KEY_NAME => (
@@ -543,53 +589,56 @@ fn describe(e: &::mysql::Error, during: &str) -> (BackendErrorKind, String) {
                 _ => (K::Other, "server error"),
             };
             let text = if server_text_is_safe(code) {
-                format!(": {}", server.message)
+                format!(" ({})", server.message)
             } else {
                 String::new()
             };
             (
                 kind,
                 format!(
-                    "MySQL server error {code} ({}) {during}: {what}{text}",
+                    "MySQL server error {code} [{}] while {during}: {what}{text}",
                     server.state
                 ),
             )
         }
-        ::mysql::Error::IoError(io) => (
+        E::IoError(io) => (
             K::Unavailable,
-            format!("connection to the MySQL server failed {during}: {io}"),
+            format!("lost the connection to the MySQL server while {during}: {io}"),
         ),
-        ::mysql::Error::CodecError(c) => (
+        E::CodecError(c) => (
             K::Unavailable,
-            format!("connection to the MySQL server broke {during}: {c}"),
+            format!("lost the connection to the MySQL server while {during}: {c}"),
         ),
-        ::mysql::Error::DriverError(DriverError::Timeout) => (
+        E::DriverError(DriverError::Timeout) => (
             K::Busy,
             format!(
-                "no free pooled connection within {}s {during} (raise pool_max?)",
+                "no free pooled MySQL connection within {}s while {during} (raise pool_max?)",
                 POOL_WAIT.as_secs()
             ),
         ),
-        ::mysql::Error::DriverError(DriverError::TlsNotSupported) => (
+        E::DriverError(DriverError::TlsNotSupported) => (
             K::NotSupported,
             format!(
-                "the MySQL server does not offer TLS {during}: enable TLS on the server \
+                "the MySQL server does not offer TLS (while {during}): enable TLS on the server \
                  (ssl_mode=disabled is accepted only for a loopback host)"
             ),
         ),
-        ::mysql::Error::DriverError(d) => {
+        E::DriverError(d) => {
             let kind = match classify(e) {
                 Class::Connection => K::Unavailable,
                 _ => K::Other,
             };
-            (kind, format!("MySQL client error {during}: {d}"))
+            (kind, format!("MySQL client error while {during}: {d}"))
         }
-        ::mysql::Error::TlsError(t) => (
+        E::TlsError(t) => (
             K::Unavailable,
-            format!("TLS with the MySQL server failed {during}: {t}"),
+            format!("TLS with the MySQL server failed while {during}: {t}"),
         ),
-        ::mysql::Error::UrlError(u) => (url_error(u).kind(), format!("bad URI {during}")),
-        _ => (K::Corrupt, format!("a column of unexpected type {during}")),
+        E::UrlError(u) => (url_error(u).kind(), format!("bad URI while {during}")),
+        _ => (
+            K::Corrupt,
+            format!("a column of unexpected type while {during}"),
+        ),
     }
 }
 
@@ -612,7 +661,9 @@ struct Sql {
     meta: String,
     records: String,
     read_header: String,
-    lock_header: String,
+    /// `START TRANSACTION` and the header lock in one round trip (a multi-statement text
+    /// query: both statements are constant, nothing to bind).
+    begin: String,
     put_header: String,
     get: String,
     find: [String; 4],
@@ -640,8 +691,9 @@ impl Sql {
         let (m, r) = (format!("`{meta}`"), format!("`{records}`"));
         Self {
             read_header: format!("SELECT `value` FROM {m} WHERE `key` = 'header'"),
-            lock_header: format!(
-                "SELECT `key`, `value` FROM {m} WHERE `key` IN ('header', 'schema_version') FOR UPDATE"
+            begin: format!(
+                "START TRANSACTION; \
+                 SELECT `key`, `value` FROM {m} WHERE `key` IN ('header', 'schema_version') FOR UPDATE"
             ),
             put_header: format!(
                 "INSERT INTO {m} (`key`, `value`) VALUES ('header', ?) ON DUPLICATE KEY UPDATE `value` = ?"
@@ -993,15 +1045,12 @@ impl MysqlBackend {
         step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>,
         check: bool,
     ) -> Result<Option<(Class, BackendError)>> {
+        // `open` from the start: a ROLLBACK outside a transaction is harmless.
         let mut tx = OpenTx {
             conn: self.conn(check)?,
-            open: false,
+            open: true,
         };
-        let begun = tx.conn.query_drop("START TRANSACTION").and_then(|()| {
-            tx.open = true;
-            tx.conn.exec::<Row, _, _>(&self.sql.lock_header, ())
-        });
-        let rows = match begun {
+        let rows = match begin(&mut tx.conn, &self.sql) {
             Ok(rows) => rows,
             Err(e) => {
                 let during = "starting a transaction";
@@ -1055,13 +1104,15 @@ impl MysqlBackend {
                 tx.open = true;
                 Ok(Some((Class::Retry, db_error(&e, "committing"))))
             }
-            Err(e @ ::mysql::Error::MySqlError(_)) => {
+            // An error reply about the statement: nothing was committed. (One about the
+            // connection, like 1927 "connection killed", falls through to "unknown".)
+            Err(e @ ::mysql::Error::MySqlError(_)) if classify(&e) == Class::Fatal => {
                 tx.open = true;
                 Err(db_error(&e, "committing (nothing was written)").into())
             }
             Err(e) => {
                 discard(&mut tx.conn);
-                let (_, message) = describe(&e, "while committing");
+                let (_, message) = describe(&e, "committing");
                 Err(error(
                     BackendErrorKind::Unavailable,
                     format!(
@@ -1072,6 +1123,19 @@ impl MysqlBackend {
             }
         }
     }
+}
+
+/// Starts a transaction and locks the header and schema-version rows: the rows of both
+/// statements' results (the first has none).
+fn begin(conn: &mut PooledConn, sql: &Sql) -> ::mysql::Result<Vec<Row>> {
+    let mut result = conn.query_iter(&sql.begin)?;
+    let mut rows = Vec::new();
+    while let Some(set) = result.iter() {
+        for row in set {
+            rows.push(row?);
+        }
+    }
+    Ok(rows)
 }
 
 /// A pooled connection with (maybe) an open transaction, rolled back when dropped: a failing or
@@ -1085,6 +1149,27 @@ struct OpenTx {
 impl Drop for OpenTx {
     fn drop(&mut self) {
         if self.open && self.conn.query_drop("ROLLBACK").is_err() {
+            discard(&mut self.conn);
+        }
+    }
+}
+
+/// A `GET_LOCK` held on its own pooled connection ([`Backend::lock`]).
+struct MysqlLock {
+    conn: PooledConn,
+    key: String,
+}
+
+impl HeldLock for MysqlLock {}
+
+impl Drop for MysqlLock {
+    fn drop(&mut self) {
+        if self
+            .conn
+            .exec_drop("SELECT RELEASE_LOCK(?)", (&self.key,))
+            .is_err()
+        {
+            // The server releases it with the connection.
             discard(&mut self.conn);
         }
     }
@@ -1249,6 +1334,55 @@ impl Backend for MysqlBackend {
         .collect()
     }
 
+    /// `GET_LOCK` on a connection taken from the pool for as long as the lock is held (so
+    /// `pool_max` must leave room for the holder's other calls). The server-wide lock name is
+    /// `tokenvault:` and 40 hex digits of SHA-256 over database, table prefix and `name`, so
+    /// stores on one server do not share locks. Released by `RELEASE_LOCK` on drop, or by the
+    /// server when the holder's connection ends (process killed, server restarted).
+    fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {
+        let digest = Sha256::new()
+            .chain_update(self.database.as_bytes())
+            .chain_update([0])
+            .chain_update(self.table_prefix.as_bytes())
+            .chain_update([0])
+            .chain_update(name.as_bytes())
+            .finalize();
+        let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+        let key = format!("tokenvault:{hex}");
+        let during = "taking a named lock";
+        let mut check = false;
+        for _ in 0..=self.max_reconnects {
+            let mut conn = self.conn(check)?;
+            match conn
+                .exec_first::<Value, _, _>("SELECT GET_LOCK(?, ?)", (&key, timeout.as_secs_f64()))
+            {
+                Ok(got) => {
+                    return match int_value(got) {
+                        Some(1) => Ok(Box::new(MysqlLock { conn, key })),
+                        Some(0) => Err(error(
+                            BackendErrorKind::Busy,
+                            format!("the lock was held past the timeout ({timeout:?})"),
+                        )),
+                        _ => Err(error(BackendErrorKind::Other, "GET_LOCK failed")),
+                    };
+                }
+                // Nothing is held by a connection that broke: try another.
+                Err(e) if classify(&e) == Class::Connection => {
+                    discard(&mut conn);
+                    check = true;
+                }
+                Err(e) => return Err(db_error(&e, during)),
+            }
+        }
+        Err(error(
+            BackendErrorKind::Unavailable,
+            format!(
+                "no working connection to the MySQL server at {}",
+                self.endpoint
+            ),
+        ))
+    }
+
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
         let mut busy = 0;
         let mut reconnects = 0;
@@ -1388,6 +1522,16 @@ mod tests {
 
     #[test]
     fn pool_and_defaults() {
+        let config = client_config("mysql://u:p@127.0.0.1/db?pool_size=3", None, true).unwrap();
+        assert_eq!(config.opts.get_pool_opts().constraints().max(), 3);
+        assert!(
+            client_config(
+                "mysql://u:p@127.0.0.1/db?pool_size=3&pool_max=3",
+                None,
+                true
+            )
+            .is_err()
+        );
         let config = client_config("mysql://u:p@127.0.0.1/db?pool_max=3", None, true).unwrap();
         let pool = config.opts.get_pool_opts();
         assert_eq!((pool.constraints().min(), pool.constraints().max()), (1, 3));

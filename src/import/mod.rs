@@ -5,6 +5,8 @@
 
 pub mod json;
 pub mod zoho_csv;
+#[cfg(feature = "mysql")]
+pub mod zoho_mysql;
 pub mod zoho_sqlite;
 
 use crate::backend::Backend;

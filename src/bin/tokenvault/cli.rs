@@ -115,7 +115,7 @@ pub enum Command {
         /// The file's format.
         #[arg(long, value_enum)]
         format: ImportFormat,
-        /// The file to read.
+        /// The file to read (for zoho-mysql, the database URI).
         file: PathBuf,
     },
 
@@ -245,6 +245,9 @@ pub enum ImportFormat {
     ZohoSqlite,
     /// What `export --format json` writes.
     Json,
+    /// The `oauthtoken` table of a Zoho SDK DBStore on MySQL: give its URI as FILE
+    /// (`mysql://USER:PASS@HOST:PORT/zohooauth`).
+    ZohoMysql,
 }
 
 /// Export formats.

@@ -28,6 +28,7 @@ pub fn import(
             zoho_csv::read(input).map_err(|e| unreadable(e.to_string()))?
         }
         ImportFormat::ZohoSqlite => import::zoho_sqlite::read(file).map_err(unreadable)?,
+        ImportFormat::ZohoMysql => zoho_mysql(file)?,
         ImportFormat::Json => {
             let input = File::open(file).map_err(|e| unreadable(e.to_string()))?;
             import::json::read(input).map_err(unreadable)?
@@ -136,4 +137,21 @@ pub fn migrate(unlock: &Unlock, uri: &StoreUri, to: &str) -> Result<ExitCode, Cl
         "migrated {copied} token(s) to {dest_uri}, sealed under new keys"
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Rows of a Zoho DBStore's `oauthtoken` table on MySQL; `uri` names the database.
+#[cfg(feature = "mysql")]
+fn zoho_mysql(uri: &Path) -> Result<Vec<import::Row>, CliError> {
+    let text = uri
+        .to_str()
+        .ok_or_else(|| CliError::usage("the MySQL URI is not UTF-8"))?;
+    let shown = StoreUri::Server(text.to_owned()); // displays without the password
+    import::zoho_mysql::read(text).map_err(|e| CliError::failure(format!("{shown}: {e}")))
+}
+
+#[cfg(not(feature = "mysql"))]
+fn zoho_mysql(_: &Path) -> Result<Vec<import::Row>, CliError> {
+    Err(CliError::failure(
+        "this build has no MySQL support (the `mysql` feature)",
+    ))
 }
