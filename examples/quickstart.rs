@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use tokenvault::backend::testing::Instrumented;
 use tokenvault::backend::SqliteBackend;
+use tokenvault::backend::testing::Instrumented;
 use tokenvault::{Credential, EncryptedStore, OAuthToken, TokenField, TokenStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -95,7 +95,7 @@ impl std::fmt::Display for OAuthError {
 /// An OAuth error code as the server sent it, cut down to what such codes contain, so that an
 /// endpoint echoing a token cannot get it printed.
 fn error_code(value: Option<&serde_json::Value>) -> String {
-    let text = value.and_then(|v| v.as_str()).unwrap_or("unknown error");
+    let text = value.and_then(|v| v.as_str()).unwrap_or_default();
     // The leading code only: stop at the first character no OAuth error code has.
     let code: String = text
         .chars()
