@@ -200,7 +200,7 @@ fn encode(state: &State, write_id: &[u8; 16]) -> Vec<u8> {
             .expect("under 2^32 records")
             .to_be_bytes(),
     );
-    for record in state.records.values() {
+    for record in state.sorted() {
         out.extend_from_slice(
             &u16::try_from(record.id.len())
                 .expect("ids under 64 KiB")
@@ -293,7 +293,7 @@ impl Backend for FileBackend {
     }
 
     fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
-        self.read(|s| Ok(s.records.values().cloned().collect()))
+        self.read(|s| Ok(s.sorted().into_iter().cloned().collect()))
     }
 
     fn lock(

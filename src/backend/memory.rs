@@ -1,6 +1,6 @@
 //! In-memory backend: for tests and short-lived processes. Nothing survives the process.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,9 @@ impl Drop for NamedLock {
 #[derive(Default, Clone)]
 pub(super) struct State {
     pub(super) header: Option<Vec<u8>>,
-    pub(super) records: BTreeMap<String, StoredRecord>,
+    /// By id. A hash map, not a B-tree: a lookup is one probe instead of a dozen string
+    /// comparisons that each miss the cache; `sorted()` gives the by-id order when needed.
+    pub(super) records: HashMap<String, StoredRecord>,
     index: [HashMap<Tag, String>; 4],
 }
 
@@ -62,6 +64,13 @@ impl MemoryBackend {
 }
 
 impl State {
+    /// Every record, by id (the order `Backend::list` promises).
+    pub(super) fn sorted(&self) -> Vec<&StoredRecord> {
+        let mut records: Vec<&StoredRecord> = self.records.values().collect();
+        records.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        records
+    }
+
     pub(super) fn find(&self, field: LookupField, tag: &Tag) -> Option<StoredRecord> {
         let id = self.index[field.index()].get(tag)?;
         self.records.get(id).cloned()
@@ -156,7 +165,7 @@ impl Transaction for MemoryTransaction<'_> {
     }
 
     fn list(&mut self) -> Result<Vec<StoredRecord>, BackendError> {
-        Ok(self.state.records.values().cloned().collect())
+        Ok(self.state.sorted().into_iter().cloned().collect())
     }
 
     fn put(&mut self, record: StoredRecord) -> Result<(), BackendError> {
@@ -222,7 +231,7 @@ impl Backend for MemoryBackend {
     }
 
     fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
-        Ok(self.guard().records.values().cloned().collect())
+        Ok(self.guard().sorted().into_iter().cloned().collect())
     }
 
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
