@@ -24,15 +24,16 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::ops::Range;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::child::{self, child_lines, describe, var, var_num};
 use common::raw_key;
 use tokenvault::backend::{Backend, FileBackend, SqliteBackend, StoredRecord};
 use tokenvault::{
@@ -297,85 +298,13 @@ impl Drop for Timer {
 // Child processes
 // ---------------------------------------------------------------------------------------------
 
-const ROLE_VAR: &str = "TOKENVAULT_CHILD_ROLE";
-
 /// A command that runs this test binary as a child doing `role` on `place`'s store.
 fn child_command(role: &str, place: &Place, vars: &[(&str, String)]) -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("current exe"));
+    let mut command = child::command(role, vars);
     command
-        .args([
-            "--exact",
-            "child_entry",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE_VAR, role)
         .env("TOKENVAULT_CHILD_KIND", place.kind.name())
-        .env("TOKENVAULT_CHILD_PATH", &place.path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (name, value) in vars {
-        command.env(name, value);
-    }
+        .env("TOKENVAULT_CHILD_PATH", &place.path);
     command
-}
-
-/// The complete `CHILD …` lines of a child's stdout, prefix removed. libtest's own lines are
-/// skipped, and so is a last line without its newline (cut by a kill).
-fn child_lines(stdout: impl Read) -> Vec<String> {
-    let mut reader = BufReader::new(stdout);
-    let mut lines = Vec::new();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        if line.ends_with(b"\n") {
-            let text = String::from_utf8_lossy(&line);
-            if let Some((_, rest)) = text.split_once("CHILD ") {
-                lines.push(rest.trim_end().to_owned());
-            }
-        }
-    }
-    lines
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Runs a child to completion; it must exit 0. Returns its `CHILD` lines.
-fn run_child(mut command: Command, what: &str) -> Vec<String> {
-    let output = command.output().expect("run child");
-    assert!(
-        output.status.success(),
-        "{what} failed: {}",
-        describe(&output)
-    );
-    child_lines(&output.stdout[..])
-}
-
-macro_rules! say {
-    ($($arg:tt)*) => {
-        println!("CHILD {}", format_args!($($arg)*))
-    };
-}
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
-}
-
-fn var_num(name: &str) -> u64 {
-    var(name).parse().unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn failed(what: impl Display, e: &Error) -> String {
@@ -392,28 +321,19 @@ fn open_store(kind: Kind, path: &Path) -> Result<Store, String> {
 #[test]
 #[ignore = "entry point for child processes spawned by the durable tests"]
 fn child_entry() {
-    let Ok(role) = std::env::var(ROLE_VAR) else {
-        return;
-    };
-    println!(); // libtest printed "test child_entry ... " without a newline
-    let kind = Kind::from_name(&var("TOKENVAULT_CHILD_KIND"));
-    let path = PathBuf::from(var("TOKENVAULT_CHILD_PATH"));
-    let result = match role.as_str() {
-        "saver" => child_saver(kind, &path),
-        "crasher" => child_crasher(kind, &path),
-        "fsize" => child_fsize(kind, &path),
-        "modes" => child_modes(kind, &path),
-        "reload" => child_reload(kind, &path),
-        "racer" => child_racer(kind, &path),
-        other => Err(format!("unknown role {other:?}")),
-    };
-    match result {
-        Ok(()) => say!("OK"),
-        Err(e) => {
-            say!("ERR {e}");
-            std::process::exit(3);
+    child::entry(|role| {
+        let kind = Kind::from_name(&var("TOKENVAULT_CHILD_KIND"));
+        let path = PathBuf::from(var("TOKENVAULT_CHILD_PATH"));
+        match role {
+            "saver" => child_saver(kind, &path),
+            "crasher" => child_crasher(kind, &path),
+            "fsize" => child_fsize(kind, &path),
+            "modes" => child_modes(kind, &path),
+            "reload" => child_reload(kind, &path),
+            "racer" => child_racer(kind, &path),
+            other => Err(format!("unknown role {other:?}")),
         }
-    }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -436,9 +356,9 @@ fn own_user(index: usize, k: usize) -> String {
 /// processes' writes with a stale state would lose those); reports its last write per shared
 /// user.
 fn child_saver(kind: Kind, path: &Path) -> Result<(), String> {
-    let index = var_num("TOKENVAULT_CHILD_INDEX") as usize;
-    let saves = var_num("TOKENVAULT_CHILD_SAVES") as usize;
-    let users = var_num("TOKENVAULT_CHILD_USERS") as usize;
+    let index = var_num::<usize>("TOKENVAULT_CHILD_INDEX");
+    let saves = var_num::<usize>("TOKENVAULT_CHILD_SAVES");
+    let users = var_num::<usize>("TOKENVAULT_CHILD_USERS");
     let started = Instant::now();
     let store = open_store(kind, path)?;
     let mut last: BTreeMap<usize, String> = BTreeMap::new();
@@ -511,28 +431,17 @@ fn processes(kind: Kind) {
     let place = Place::new(kind);
     drop(place.create());
     let started = Instant::now();
-    let outputs: Vec<Output> = std::thread::scope(|scope| {
-        let waiters: Vec<_> = (0..PROC_CHILDREN)
-            .map(|index| {
-                let child = child_command(
-                    "saver",
-                    &place,
-                    &[
-                        ("TOKENVAULT_CHILD_INDEX", index.to_string()),
-                        ("TOKENVAULT_CHILD_SAVES", PROC_SAVES.to_string()),
-                        ("TOKENVAULT_CHILD_USERS", PROC_USERS.to_string()),
-                    ],
-                )
-                .spawn()
-                .expect("spawn child");
-                scope.spawn(move || child.wait_with_output().expect("wait for child"))
-            })
-            .collect();
-        waiters
-            .into_iter()
-            .map(|w| w.join().expect("waiter thread"))
-            .collect()
-    });
+    let outputs = child::run_all((0..PROC_CHILDREN).map(|index| {
+        child_command(
+            "saver",
+            &place,
+            &[
+                ("TOKENVAULT_CHILD_INDEX", index.to_string()),
+                ("TOKENVAULT_CHILD_SAVES", PROC_SAVES.to_string()),
+                ("TOKENVAULT_CHILD_USERS", PROC_USERS.to_string()),
+            ],
+        )
+    }));
     let elapsed = started.elapsed();
 
     let mut last_writes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -642,7 +551,7 @@ fn crash_refresh(user: u64) -> String {
 /// Child: saves forever from `FIRST_SEQ` on, one user per iteration, printing `ACK user seq`
 /// after each save returns.
 fn child_crasher(kind: Kind, path: &Path) -> Result<(), String> {
-    let first = var_num("TOKENVAULT_CHILD_FIRST_SEQ");
+    let first = var_num::<u64>("TOKENVAULT_CHILD_FIRST_SEQ");
     let store = open_store(kind, path)?;
     say!("READY");
     for seq in first..first + 1_000_000 {
@@ -1460,7 +1369,7 @@ fn full_disk(kind: Kind) {
     let store = place.create();
     let pre = save_some(&store, "pre", 3);
     drop(store);
-    let lines = run_child(child_command("fsize", &place, &[]), "fsize child");
+    let lines = child::run(child_command("fsize", &place, &[]), "fsize child");
     assert!(
         !lines.iter().any(|l| l == "NOFAIL"),
         "the child never hit the file size limit: {lines:?}"
@@ -1591,7 +1500,7 @@ fn child_modes(kind: Kind, path: &Path) -> Result<(), String> {
 fn file_modes(kind: Kind) {
     let _timer = Timer::start("file_modes", kind);
     let place = Place::new(kind);
-    let lines = run_child(child_command("modes", &place, &[]), "modes child");
+    let lines = child::run(child_command("modes", &place, &[]), "modes child");
     let mut modes: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
     for line in lines.iter().filter_map(|l| l.strip_prefix("MODE ")) {
         let mut parts = line.split(' ');
@@ -1691,7 +1600,7 @@ fn reload_across_processes(kind: Kind) {
                 ("TOKENVAULT_CHILD_ID", id.to_owned()),
             ],
         );
-        let lines = run_child(command, &format!("reload child ({step})"));
+        let lines = child::run(command, &format!("reload child ({step})"));
         lines
             .iter()
             .find_map(|l| l.strip_prefix("ID "))
@@ -1786,8 +1695,8 @@ const RACERS: usize = 4;
 /// Child: at `START_AT` (unix ms), opens the backend at a path where nothing exists yet,
 /// opens the store or creates it (as an application starting up would), and saves one token.
 fn child_racer(kind: Kind, path: &Path) -> Result<(), String> {
-    let index = var_num("TOKENVAULT_CHILD_INDEX");
-    let start_at = UNIX_EPOCH + Duration::from_millis(var_num("TOKENVAULT_CHILD_START_AT"));
+    let index = var_num::<u64>("TOKENVAULT_CHILD_INDEX");
+    let start_at = UNIX_EPOCH + Duration::from_millis(var_num::<u64>("TOKENVAULT_CHILD_START_AT"));
     if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
         std::thread::sleep(wait);
     }

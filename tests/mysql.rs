@@ -18,13 +18,16 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
+use common::child::{self, child_lines, describe, var, var_num};
 use common::raw_key;
+use common::servers::{
+    MYSQL_VAR, MysqlDatabase as Database, admin_conn, mysql_var, parse, with_database,
+};
 use mysql::prelude::Queryable;
 use tokenvault::backend::{Backend, LookupTags, MysqlBackend, SqliteBackend, StoredRecord};
 use tokenvault::{
@@ -35,7 +38,7 @@ use tokenvault::{
 // The server, fresh databases, skipping
 // ---------------------------------------------------------------------------------------------
 
-const URI_VAR: &str = "TOKENVAULT_TEST_MYSQL";
+const URI_VAR: &str = MYSQL_VAR;
 const TLS_URI_VAR: &str = "TOKENVAULT_TEST_MYSQL_TLS";
 const RESTART_VAR: &str = "TOKENVAULT_TEST_MYSQL_RESTART";
 
@@ -49,33 +52,7 @@ fn shared() -> RwLockReadGuard<'static, ()> {
 /// The variable's value, or `None` when the test must be skipped (reason printed). Panics
 /// when the services are required.
 fn service_var(name: &str, test: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ if std::env::var("TOKENVAULT_REQUIRE_SERVICES").as_deref() == Ok("1") => panic!(
-            "{name} is not set but TOKENVAULT_REQUIRE_SERVICES=1: start the server \
-             (bash .ci/services/mariadb.sh start) and export what it prints"
-        ),
-        _ => {
-            // Straight to fd 2: libtest captures print!/eprint! of passing tests.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED mysql::{test}: {name} is not set, this test did not run \
-                 (bash .ci/services/mariadb.sh start; eval the exports)"
-            );
-            None
-        }
-    }
-}
-
-fn parse(uri: &str) -> url::Url {
-    url::Url::parse(uri).expect("the test URI is a URL")
-}
-
-/// `uri` with its path replaced by `/database`.
-fn with_database(uri: &str, database: &str) -> String {
-    let mut url = parse(uri);
-    url.set_path(&format!("/{database}"));
-    url.into()
+    mysql_var(name, &format!("mysql::{test}"), "test")
 }
 
 /// `uri` with the query parameter `name` set to `value` (or removed, for `None`).
@@ -94,86 +71,6 @@ fn with_param(uri: &str, name: &str, value: Option<&str>) -> String {
         url.query_pairs_mut().append_pair(name, value);
     }
     url.into()
-}
-
-/// A plain client connection (the `mysql` crate, not the backend) with the URI's credentials
-/// and TLS choice, for administration and for the bare-SQL side of checks.
-fn admin_conn(uri: &str) -> mysql::Conn {
-    let mut url = parse(uri);
-    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    let tls = !pairs
-        .iter()
-        .any(|(k, v)| k == "ssl_mode" && v.eq_ignore_ascii_case("disabled"));
-    url.set_query(None);
-    for (k, v) in &pairs {
-        if ![
-            "ssl_mode",
-            "table_prefix",
-            "pool_min",
-            "pool_max",
-            "pool_size",
-        ]
-        .contains(&k.as_str())
-        {
-            url.query_pairs_mut().append_pair(k, v);
-        }
-    }
-    let opts = mysql::Opts::from_url(url.as_str()).expect("admin URI");
-    let ssl = tls.then(|| opts.get_ssl_opts().cloned().unwrap_or_default());
-    let opts = mysql::OptsBuilder::from_opts(opts)
-        .prefer_socket(false)
-        .ssl_opts(ssl)
-        .tcp_connect_timeout(Some(Duration::from_secs(10)));
-    mysql::Conn::new(opts).expect("admin connection to the test server")
-}
-
-fn random_hex() -> String {
-    let mut bytes = [0u8; 8];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("read /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A fresh database `t_<hex>`, dropped with this value.
-struct Database {
-    name: String,
-    admin_uri: String,
-    /// The server URI with this database.
-    uri: String,
-}
-
-impl Database {
-    fn fresh(uri: &str) -> Self {
-        let name = format!("t_{}", random_hex());
-        admin_conn(uri)
-            .query_drop(format!("CREATE DATABASE `{name}`"))
-            .expect("CREATE DATABASE");
-        Self {
-            uri: with_database(uri, &name),
-            name,
-            admin_uri: uri.to_owned(),
-        }
-    }
-
-    fn backend(&self) -> MysqlBackend {
-        MysqlBackend::connect(&self.uri).unwrap_or_else(|e| panic!("connect: {e}"))
-    }
-
-    fn admin(&self) -> mysql::Conn {
-        admin_conn(&self.uri)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let dropped = std::panic::catch_unwind(|| {
-            admin_conn(&self.admin_uri).query_drop(format!("DROP DATABASE `{}`", self.name))
-        });
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("warning: could not drop test database {}", self.name);
-        }
-    }
 }
 
 type Store = EncryptedStore<MysqlBackend>;
@@ -231,85 +128,23 @@ impl Drop for Timer {
 // Child processes
 // ---------------------------------------------------------------------------------------------
 
-const ROLE_VAR: &str = "TOKENVAULT_CHILD_ROLE";
-
-macro_rules! say {
-    ($($arg:tt)*) => {
-        println!("CHILD {}", format_args!($($arg)*))
-    };
-}
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
-}
-
-fn var_num(name: &str) -> usize {
-    var(name).parse().unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
 fn child_command(role: &str, uri: &str, vars: &[(&str, String)]) -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("current exe"));
+    let mut command = child::command(role, vars);
+    command.env("TOKENVAULT_CHILD_URI", uri);
     command
-        .args([
-            "--exact",
-            "child_entry",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE_VAR, role)
-        .env("TOKENVAULT_CHILD_URI", uri)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (name, value) in vars {
-        command.env(name, value);
-    }
-    command
-}
-
-/// The complete `CHILD …` lines of a child's stdout, prefix removed.
-fn child_lines(stdout: impl Read) -> Vec<String> {
-    BufReader::new(stdout)
-        .split(b'\n')
-        .map_while(Result::ok)
-        .filter_map(|line| {
-            let text = String::from_utf8_lossy(&line).into_owned();
-            text.split_once("CHILD ")
-                .map(|(_, rest)| rest.trim_end().to_owned())
-        })
-        .collect()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[test]
 #[ignore = "entry point for child processes spawned by the MySQL tests"]
 fn child_entry() {
-    let Ok(role) = std::env::var(ROLE_VAR) else {
-        return;
-    };
-    println!(); // libtest printed "test child_entry ... " without a newline
-    let uri = var("TOKENVAULT_CHILD_URI");
-    let result = match role.as_str() {
-        "saver" => child_saver(&uri),
-        "locker" => child_locker(&uri),
-        other => Err(format!("unknown role {other:?}")),
-    };
-    match result {
-        Ok(()) => say!("OK"),
-        Err(e) => {
-            say!("ERR {e}");
-            std::process::exit(3);
+    child::entry(|role| {
+        let uri = var("TOKENVAULT_CHILD_URI");
+        match role {
+            "saver" => child_saver(&uri),
+            "locker" => child_locker(&uri),
+            other => Err(format!("unknown role {other:?}")),
         }
-    }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,9 +166,9 @@ fn own_user(index: usize, k: usize) -> String {
 /// `PROC_OWN_EVERY` saves an insert of a user of its own; any error fails the child. Reports
 /// its last write per shared user.
 fn child_saver(uri: &str) -> Result<(), String> {
-    let index = var_num("TOKENVAULT_CHILD_INDEX");
-    let saves = var_num("TOKENVAULT_CHILD_SAVES");
-    let users = var_num("TOKENVAULT_CHILD_USERS");
+    let index: usize = var_num("TOKENVAULT_CHILD_INDEX");
+    let saves: usize = var_num("TOKENVAULT_CHILD_SAVES");
+    let users: usize = var_num("TOKENVAULT_CHILD_USERS");
     let started = Instant::now();
     let store = open_store(uri)?;
     let failed = |what: String, e: Error| format!("{what}: {e} [{e:?}]");
@@ -401,28 +236,17 @@ fn eight_processes_share_one_store() {
     let db = Database::fresh(&uri);
     drop(create_store(&db));
     let started = Instant::now();
-    let outputs: Vec<Output> = std::thread::scope(|scope| {
-        let waiters: Vec<_> = (0..PROC_CHILDREN)
-            .map(|index| {
-                let child = child_command(
-                    "saver",
-                    &db.uri,
-                    &[
-                        ("TOKENVAULT_CHILD_INDEX", index.to_string()),
-                        ("TOKENVAULT_CHILD_SAVES", PROC_SAVES.to_string()),
-                        ("TOKENVAULT_CHILD_USERS", PROC_USERS.to_string()),
-                    ],
-                )
-                .spawn()
-                .expect("spawn child");
-                scope.spawn(move || child.wait_with_output().expect("wait for child"))
-            })
-            .collect();
-        waiters
-            .into_iter()
-            .map(|w| w.join().expect("waiter thread"))
-            .collect()
-    });
+    let outputs = child::run_all((0..PROC_CHILDREN).map(|index| {
+        child_command(
+            "saver",
+            &db.uri,
+            &[
+                ("TOKENVAULT_CHILD_INDEX", index.to_string()),
+                ("TOKENVAULT_CHILD_SAVES", PROC_SAVES.to_string()),
+                ("TOKENVAULT_CHILD_USERS", PROC_USERS.to_string()),
+            ],
+        )
+    }));
     let elapsed = started.elapsed();
 
     let mut last_writes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -1153,8 +977,7 @@ fn named_locks() {
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let locked = lines.any(|l| l.is_ok_and(|l| l.contains("CHILD LOCKED")));
+    let locked = child::wait_for(stdout, "LOCKED").is_ok();
     assert!(locked, "the child did not take the lock");
     let e = b
         .lock(LOCK_NAME, Duration::from_millis(100))

@@ -20,20 +20,22 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Once, RwLock};
 use std::time::{Duration, Instant};
 
+use common::child::{self, child_lines, describe, var, var_num};
 use common::raw_key;
+use common::servers::{POSTGRES_VAR, PgSchema, postgres_var, random_hex, with_params};
 use tokenvault::backend::{
     Backend, LookupField, LookupTags, POSTGRES_SCHEMA_VERSION, PostgresBackend, StoredRecord, Tag,
 };
 use tokenvault::{BackendErrorKind, EncryptedStore, Error, OAuthToken, TokenField, TokenStore};
 
-const SERVER_VAR: &str = "TOKENVAULT_TEST_POSTGRES";
+const SERVER_VAR: &str = POSTGRES_VAR;
 
 type Store = EncryptedStore<PostgresBackend>;
 
@@ -41,86 +43,9 @@ type Store = EncryptedStore<PostgresBackend>;
 /// sees the server go away under it.
 static SERVER: RwLock<()> = RwLock::new(());
 
-fn required() -> bool {
-    std::env::var("TOKENVAULT_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
 /// The value of `var`; `None` (after a note) when unset and not required.
 fn service_var(var: &str) -> Option<String> {
-    if let Ok(v) = std::env::var(var)
-        && !v.is_empty()
-    {
-        return Some(v);
-    }
-    if required() {
-        panic!(
-            "TOKENVAULT_REQUIRE_SERVICES=1 but {var} is not set: start the server with \
-             `eval \"$(bash .ci/services/postgres.sh start)\"`"
-        );
-    }
-    static NOTE: Once = Once::new();
-    NOTE.call_once(|| {
-        // Straight to the stderr handle: libtest captures only the print macros.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: PostgreSQL tests do nothing: {var} is not set \
-             (`eval \"$(bash .ci/services/postgres.sh start)\"` starts a server)"
-        );
-    });
-    None
-}
-
-fn random_hex() -> String {
-    let mut bytes = [0u8; 8];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("read /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `uri` with `params` appended.
-fn with_params(uri: &str, params: &str) -> String {
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}{params}")
-}
-
-/// A schema of its own on the server, dropped at the end.
-struct Schema {
-    uri: String,
-    name: String,
-}
-
-impl Schema {
-    fn new(uri: &str) -> Self {
-        Self {
-            uri: uri.to_owned(),
-            name: format!("t_{}", random_hex()),
-        }
-    }
-
-    /// The store URI (this schema, `extra` parameters).
-    fn store_uri(&self, extra: &str) -> String {
-        let uri = with_params(&self.uri, &format!("schema={}", self.name));
-        if extra.is_empty() {
-            uri
-        } else {
-            with_params(&uri, extra)
-        }
-    }
-
-    fn backend(&self, extra: &str) -> PostgresBackend {
-        PostgresBackend::connect(&self.store_uri(extra))
-            .unwrap_or_else(|e| panic!("connect to {SERVER_VAR}: {e}"))
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&self.uri, postgres::NoTls) {
-            let _ =
-                admin.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
-        }
-    }
+    postgres_var(var, "PostgreSQL tests")
 }
 
 /// Prints how long a case took when dropped (visible with `--nocapture`).
@@ -154,57 +79,14 @@ fn backend_kind(e: &Error) -> Option<BackendErrorKind> {
 // Child processes
 // ---------------------------------------------------------------------------------------------
 
-const ROLE_VAR: &str = "TOKENVAULT_CHILD_ROLE";
-
-macro_rules! say {
-    ($($arg:tt)*) => {
-        println!("CHILD {}", format_args!($($arg)*))
-    };
-}
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
-}
-
-fn var_num(name: &str) -> usize {
-    var(name).parse().unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn child_lines(stdout: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter_map(|l| l.split_once("CHILD ").map(|(_, rest)| rest.to_owned()))
-        .collect()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[test]
 #[ignore = "entry point for child processes spawned by the PostgreSQL tests"]
 fn child_entry() {
-    let Ok(role) = std::env::var(ROLE_VAR) else {
-        return;
-    };
-    println!(); // libtest printed "test child_entry ... " without a newline
-    let result = match role.as_str() {
+    child::entry(|role| match role {
         "saver" => child_saver(),
         "locker" => child_locker(),
         other => Err(format!("unknown role {other:?}")),
-    };
-    match result {
-        Ok(()) => say!("OK"),
-        Err(e) => {
-            say!("ERR {e}");
-            std::process::exit(3);
-        }
-    }
+    });
 }
 
 const PROC_CHILDREN: usize = 8;
@@ -221,9 +103,9 @@ fn own_user(index: usize, k: usize) -> String {
 /// `PROC_OWN_EVERY` saves an insert of a user of its own; any error fails it. Reports its last
 /// write per shared user.
 fn child_saver() -> Result<(), String> {
-    let index = var_num("TOKENVAULT_CHILD_INDEX");
-    let saves = var_num("TOKENVAULT_CHILD_SAVES");
-    let users = var_num("TOKENVAULT_CHILD_USERS");
+    let index: usize = var_num("TOKENVAULT_CHILD_INDEX");
+    let saves: usize = var_num("TOKENVAULT_CHILD_SAVES");
+    let users: usize = var_num("TOKENVAULT_CHILD_USERS");
     let backend = PostgresBackend::connect(&var("TOKENVAULT_CHILD_URI"))
         .map_err(|e| format!("connect: {e}"))?;
     let store = Store::open(backend, &raw_key()).map_err(|e| format!("open: {e}"))?;
@@ -279,38 +161,20 @@ fn processes() {
     };
     let _server = SERVER.read().unwrap_or_else(|e| e.into_inner());
     let _timer = Timer("processes", Instant::now());
-    let schema = Schema::new(&uri);
+    let schema = PgSchema::new(&uri);
     drop(Store::create(schema.backend(""), &raw_key()).expect("create store"));
     let started = Instant::now();
-    let outputs: Vec<Output> = std::thread::scope(|scope| {
-        let waiters: Vec<_> = (0..PROC_CHILDREN)
-            .map(|index| {
-                let child = Command::new(std::env::current_exe().expect("current exe"))
-                    .args([
-                        "--exact",
-                        "child_entry",
-                        "--ignored",
-                        "--nocapture",
-                        "--test-threads=1",
-                    ])
-                    .env(ROLE_VAR, "saver")
-                    .env("TOKENVAULT_CHILD_URI", schema.store_uri("pool_size=2"))
-                    .env("TOKENVAULT_CHILD_INDEX", index.to_string())
-                    .env("TOKENVAULT_CHILD_SAVES", PROC_SAVES.to_string())
-                    .env("TOKENVAULT_CHILD_USERS", PROC_USERS.to_string())
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("spawn child");
-                scope.spawn(move || child.wait_with_output().expect("wait for child"))
-            })
-            .collect();
-        waiters
-            .into_iter()
-            .map(|w| w.join().expect("waiter thread"))
-            .collect()
-    });
+    let outputs = child::run_all((0..PROC_CHILDREN).map(|index| {
+        child::command(
+            "saver",
+            &[
+                ("TOKENVAULT_CHILD_URI", schema.store_uri("pool_size=2")),
+                ("TOKENVAULT_CHILD_INDEX", index.to_string()),
+                ("TOKENVAULT_CHILD_SAVES", PROC_SAVES.to_string()),
+                ("TOKENVAULT_CHILD_USERS", PROC_USERS.to_string()),
+            ],
+        )
+    }));
     let elapsed = started.elapsed();
 
     let mut last_writes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -322,7 +186,7 @@ fn processes() {
             describe(output)
         );
         let mut reported = 0;
-        for line in child_lines(&output.stdout) {
+        for line in child_lines(&output.stdout[..]) {
             if let Some(rest) = line.strip_prefix("LAST ") {
                 let (user, access) = rest.split_once(' ').expect("LAST <user> <access>");
                 last_writes
@@ -443,7 +307,7 @@ fn server_restart_mid_stream() {
     };
     let _server = SERVER.write().unwrap_or_else(|e| e.into_inner());
     let _timer = Timer("server_restart_mid_stream", Instant::now());
-    let schema = Schema::new(&uri);
+    let schema = PgSchema::new(&uri);
     let store = Store::create(schema.backend("pool_size=4"), &raw_key()).expect("create store");
     let restarted = AtomicBool::new(false);
     let saves_done = AtomicUsize::new(0);
@@ -740,7 +604,7 @@ fn tls_is_verified() {
         return;
     };
     let _server = SERVER.read().unwrap_or_else(|e| e.into_inner());
-    let schema = Schema::new(&plain_uri);
+    let schema = PgSchema::new(&plain_uri);
     let app = format!("tv_tls_{}", random_hex());
     let uri = with_params(
         &tls_uri,
@@ -840,7 +704,7 @@ fn constraint_errors_roll_back() {
         return;
     };
     let _server = SERVER.read().unwrap_or_else(|e| e.into_inner());
-    let schema = Schema::new(&uri);
+    let schema = PgSchema::new(&uri);
     let backend = schema.backend("");
     backend
         .transact(&mut |tx| Ok(tx.put(record("a", 1, b"sealed-a"))?))
@@ -901,7 +765,7 @@ fn schema_creation_and_versions() {
         return;
     };
     let _server = SERVER.read().unwrap_or_else(|e| e.into_inner());
-    let schema = Schema::new(&uri);
+    let schema = PgSchema::new(&uri);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|_| scope.spawn(|| PostgresBackend::connect(&schema.store_uri("pool_size=1"))))
@@ -972,8 +836,8 @@ fn locks_exclude_and_die_with_their_holder() {
         return;
     };
     let _server = SERVER.read().unwrap_or_else(|e| e.into_inner());
-    let schema = Schema::new(&uri);
-    let other = Schema::new(&uri);
+    let schema = PgSchema::new(&uri);
+    let other = PgSchema::new(&uri);
     let (a, b, c) = (schema.backend(""), schema.backend(""), other.backend(""));
     let held = a
         .lock("refresh:r1", Duration::from_secs(1))
@@ -999,29 +863,19 @@ fn locks_exclude_and_die_with_their_holder() {
             .expect("freed by drop"),
     );
 
-    let mut child = Command::new(std::env::current_exe().expect("current exe"))
-        .args([
-            "--exact",
-            "child_entry",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE_VAR, "locker")
-        .env("TOKENVAULT_CHILD_URI", schema.store_uri(""))
-        .env("TOKENVAULT_CHILD_LOCK", "refresh:r1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut seen = String::new();
-    let mut buf = [0u8; 256];
-    while !seen.contains("CHILD LOCKED") {
-        let n = stdout.read(&mut buf).expect("read child");
-        assert!(n > 0, "child exited before locking: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    let mut child = child::command(
+        "locker",
+        &[
+            ("TOKENVAULT_CHILD_URI", schema.store_uri("")),
+            ("TOKENVAULT_CHILD_LOCK", "refresh:r1".to_owned()),
+        ],
+    )
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    if let Err(seen) = child::wait_for(stdout, "LOCKED") {
+        panic!("child exited before locking: {seen}");
     }
     assert!(
         b.lock("refresh:r1", Duration::from_millis(200)).is_err(),

@@ -10,11 +10,16 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod child;
 pub mod concurrency;
 pub mod model;
 pub mod semantics;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod servers;
 
-use tokenvault::backend::{Backend, LookupField, StoredRecord, Tag, Transaction};
+use std::time::Duration;
+
+use tokenvault::backend::{Backend, HeldLock, LookupField, StoredRecord, Tag, Transaction};
 use tokenvault::{BackendError, Credential, EncryptedStore, RawKey};
 
 /// Makes a fresh, empty backend.
@@ -33,13 +38,15 @@ pub fn new_store(make: &Make) -> Store {
     EncryptedStore::create(make(), &raw_key()).expect("create store")
 }
 
-/// A backend together with the temporary directory its files live in (removed on drop).
-pub struct InTempDir<B> {
+/// A backend together with the place it lives in (a temporary directory, or a schema or
+/// database of its own on a server), which is dropped after the backend. Forwards every
+/// `Backend` method.
+pub struct Within<B, P> {
     pub backend: B,
-    pub dir: tempfile::TempDir,
+    pub place: P,
 }
 
-impl<B: Backend> Backend for InTempDir<B> {
+impl<B: Backend, P: Send + Sync> Backend for Within<B, P> {
     fn read_header(&self) -> Result<Option<Vec<u8>>, BackendError> {
         self.backend.read_header()
     }
@@ -62,6 +69,9 @@ impl<B: Backend> Backend for InTempDir<B> {
     ) -> tokenvault::Result<()> {
         self.backend.transact(step)
     }
+    fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {
+        self.backend.lock(name, timeout)
+    }
 }
 
 /// A fresh SQLite backend in a new temporary directory.
@@ -69,7 +79,10 @@ pub fn temp_sqlite() -> Box<dyn Backend> {
     let dir = tempfile::tempdir().expect("temp dir");
     let backend = tokenvault::backend::SqliteBackend::open(dir.path().join("tokens.db"))
         .expect("open sqlite");
-    Box::new(InTempDir { backend, dir })
+    Box::new(Within {
+        backend,
+        place: dir,
+    })
 }
 
 /// A fresh file backend in a new temporary directory.
@@ -77,7 +90,10 @@ pub fn temp_file() -> Box<dyn Backend> {
     let dir = tempfile::tempdir().expect("temp dir");
     let backend = tokenvault::backend::FileBackend::open(dir.path().join("tokens.tv"))
         .expect("open file store");
-    Box::new(InTempDir { backend, dir })
+    Box::new(Within {
+        backend,
+        place: dir,
+    })
 }
 
 /// Instantiates every conformance case as a `#[test]` for the backend `$make` builds.
