@@ -22,11 +22,13 @@
 //! Both tables are judged against the issue's targets: `find_token` within 3 µs of the
 //! baseline, `get_tokens` of 100k records in at most 0.3 s.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::{HashMap, HashSet};
 use std::env;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
@@ -34,8 +36,13 @@ use aes_gcm::{Aes256Gcm, Nonce, Tag as GcmTag};
 use criterion::{Criterion, SamplingMode};
 use hmac::{Hmac, KeyInit as MacKeyInit, Mac};
 use sha2::Sha256;
+use support::{
+    CLIENT_ID, Cursor, Routine, Table, Target, client_secret, credential, criterion_dir,
+    estimate_ns, interleave, plain_json, print_load, record, size_label, timed, timed_large,
+    timed_saves,
+};
 use tokenvault::backend::{Backend, LookupField, MemoryBackend, Tag};
-use tokenvault::{Credential, EncryptedStore, OAuthToken, RawKey, TokenStore};
+use tokenvault::{EncryptedStore, OAuthToken, TokenStore};
 
 type Store = EncryptedStore<MemoryBackend>;
 
@@ -46,97 +53,10 @@ const TEST_MODE_RECORDS: usize = 1_000;
 /// Targets of the issue.
 const FIND_TARGET_NS: f64 = 3_000.0;
 const GET_ALL_TARGET_NS: f64 = 300_000_000.0;
-
-const CLIENT_ID: &str = "1000.7QW2ZK4M9XBN3CJ8PLR5TVY6HDA0EG";
-const REDIRECT_URL: &str = "https://www.example.com/oauth/zoho/callback";
-const API_DOMAIN: &str = "https://www.zohoapis.com";
-const EXPIRY_BASE: u64 = 1_900_000_000_000;
-
-// ---------------------------------------------------------------------------------------------
-// Realistic records
-// ---------------------------------------------------------------------------------------------
-
-/// SplitMix64: deterministic, well-mixed hex material for tokens.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-/// 32 hex digits derived from `(a, b, c)`.
-fn hex32(a: u64, b: u64, c: u64) -> String {
-    let h1 = mix(a ^ mix(b ^ mix(c)));
-    let h2 = mix(h1 ^ 0x5555_5555_5555_5555);
-    format!("{h1:016x}{h2:016x}")
-}
-
-/// A Zoho-style token: `1000.<32 hex>.<32 hex>` (70 characters).
-fn zoho_token(kind: u64, user: u64, generation: u64) -> String {
-    format!(
-        "1000.{}.{}",
-        hex32(kind, user, generation),
-        hex32(kind + 100, user, generation)
-    )
-}
-
-/// The app's client secret: 42 hex digits (one client, many users).
-fn client_secret() -> String {
-    let mut s = hex32(7, 7, 7);
-    s.push_str(&hex32(8, 8, 8)[..10]);
-    s
-}
-
-fn user_name(user: u64) -> String {
-    format!("user{user}@example.com")
-}
-
-/// User `user`'s full record; `generation` picks the access token and its expiry (a refresh
-/// gives a new access token, the refresh token stays).
-fn record(user: u64, generation: u64, secret: &str) -> OAuthToken {
-    OAuthToken::new()
-        .with_user_name(user_name(user))
-        .with_client_id(CLIENT_ID)
-        .with_client_secret(secret)
-        .with_refresh_token(zoho_token(1, user, 0))
-        .with_access_token(zoho_token(2, user, generation))
-        .with_expiry_time(EXPIRY_BASE + generation * 3_600_000)
-        .with_redirect_url(REDIRECT_URL)
-        .with_api_domain(API_DOMAIN)
-}
-
-fn credential() -> Credential {
-    Credential::raw_key(RawKey::from_bytes([7; 32]))
-}
-
-fn plain_json(token: &OAuthToken) -> Vec<u8> {
-    serde_json::to_vec(&token.expose_secrets()).expect("a token serializes")
-}
-
-/// Visits `0..n` in a fixed scattered order (a stride coprime to `n`), so that successive
-/// lookups do not walk memory sequentially.
-struct Cursor {
-    at: usize,
-    n: usize,
-    stride: usize,
-}
-
-impl Cursor {
-    fn new(n: usize) -> Self {
-        const PRIME: usize = 48_271;
-        let stride = if n.is_multiple_of(PRIME) {
-            1
-        } else {
-            PRIME % n
-        };
-        Self { at: 0, n, stride }
-    }
-
-    fn next(&mut self) -> usize {
-        self.at = (self.at + self.stride) % self.n;
-        self.at
-    }
-}
+/// The ratio tables' layout: the longest operation name is 57 characters.
+const TABLE: Table = Table {
+    operation_width: 58,
+};
 
 // ---------------------------------------------------------------------------------------------
 // The shared fixture
@@ -259,70 +179,9 @@ impl Fixture {
     }
 }
 
-/// The count as criterion ids show it: `100k`, `10k`, `1k`, or the number.
-fn size_label(n: usize) -> String {
-    if n.is_multiple_of(1000) {
-        format!("{}k", n / 1000)
-    } else {
-        n.to_string()
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The pairs: each operation and its plaintext baseline
 // ---------------------------------------------------------------------------------------------
-
-/// Runs an operation `iters` times and returns the time that counts (setup, such as building
-/// the tokens to save, and cleanup, such as deleting inserted users, excluded). Criterion calls
-/// it through `iter_custom`; the interleaved check calls it directly.
-type Routine<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
-
-/// Saves are prepared (tokens built) this many at a time, to bound memory.
-const CHUNK: u64 = 1024;
-
-/// `iters` calls of `f`, timed; each result is dropped inside the timing, as a caller would.
-fn timed<T>(iters: u64, mut f: impl FnMut() -> T) -> Duration {
-    let started = Instant::now();
-    for _ in 0..iters {
-        black_box(f());
-    }
-    started.elapsed()
-}
-
-/// `iters` calls of `f`, timed; the (large) results are dropped after the timing.
-fn timed_large<T>(iters: u64, mut f: impl FnMut() -> T) -> Duration {
-    let mut out = Vec::with_capacity(usize::try_from(iters).unwrap_or(0));
-    let started = Instant::now();
-    for _ in 0..iters {
-        out.push(f());
-    }
-    let elapsed = started.elapsed();
-    drop(black_box(out));
-    elapsed
-}
-
-/// `iters` saves of tokens made by `make` (not timed), applied by `save` (timed), in chunks.
-fn timed_saves(
-    iters: u64,
-    mut make: impl FnMut() -> OAuthToken,
-    mut save: impl FnMut(&mut OAuthToken),
-    mut after: impl FnMut(Vec<OAuthToken>),
-) -> Duration {
-    let mut elapsed = Duration::ZERO;
-    let mut done = 0;
-    while done < iters {
-        let k = CHUNK.min(iters - done);
-        let mut tokens: Vec<OAuthToken> = (0..k).map(|_| make()).collect();
-        let started = Instant::now();
-        for t in &mut tokens {
-            save(t);
-        }
-        elapsed += started.elapsed();
-        after(tokens);
-        done += k;
-    }
-    elapsed
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pair {
@@ -334,14 +193,6 @@ enum Pair {
     SaveUpdate,
     SaveInsert,
     GetTokens,
-}
-
-enum Target {
-    /// tokenvault − baseline at most this many ns.
-    WithinOfBaseline(f64),
-    /// tokenvault at most this many ns.
-    AtMost(f64),
-    None,
 }
 
 impl Pair {
@@ -710,165 +561,13 @@ fn bench_primitives(c: &mut Criterion, fx: &Fixture) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The ratio table
+// The ratio tables
 // ---------------------------------------------------------------------------------------------
-
-/// Where criterion writes its results, by criterion's own rules: `$CRITERION_HOME`, else
-/// `$CARGO_TARGET_DIR/criterion`, else `<cargo metadata target_directory>/criterion`, else
-/// `target/criterion`. Passed to criterion explicitly too, so both sides agree.
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    let from_metadata = env::var_os("CARGO").and_then(|cargo| {
-        let out = Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .output()
-            .ok()?;
-        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        Some(PathBuf::from(meta.get("target_directory")?.as_str()?))
-    });
-    from_metadata
-        .unwrap_or_else(|| PathBuf::from("target"))
-        .join("criterion")
-}
-
-/// Criterion's headline estimate (ns) of `group/bench` — the slope for linear sampling, else
-/// the mean: what criterion prints as `time:` — if this run measured it (file written after
-/// `since`).
-fn estimate_ns(dir: &Path, id: &str, since: SystemTime) -> Option<f64> {
-    let path = dir.join(id).join("new").join("estimates.json");
-    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < since {
-        return None; // left over from an earlier run (filtered out this time)
-    }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    let point = |field: &str| json.get(field)?.get("point_estimate")?.as_f64();
-    point("slope").or_else(|| point("mean"))
-}
-
-fn fmt_ns(ns: f64) -> String {
-    if ns >= 1e9 {
-        format!("{:.3} s", ns / 1e9)
-    } else if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.2} µs", ns / 1e3)
-    } else {
-        format!("{ns:.0} ns")
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The interleaved check
-// ---------------------------------------------------------------------------------------------
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
-
-/// Medians over `rounds` rounds of (tokenvault, baseline, tokenvault − baseline), ns per
-/// operation. Each round runs both sides for about `side` each, in ABBA order.
-fn interleave(
-    ours: &mut Routine<'_>,
-    base: &mut Routine<'_>,
-    rounds: usize,
-    side: Duration,
-) -> (f64, f64, f64) {
-    let per_op = |r: &mut Routine<'_>, iters: u64| r(iters).as_nanos() as f64 / iters as f64;
-    // Calibrate on the slower side (after one warm call each).
-    let warm = per_op(ours, 1).max(per_op(base, 1));
-    let probe = (1e6 / warm).clamp(1.0, 1e5) as u64;
-    let slow = per_op(ours, probe).max(per_op(base, probe));
-    let iters = ((side.as_nanos() as f64 / slow) as u64).max(1);
-    let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let (x, y) = if round % 2 == 0 {
-            let x = per_op(ours, iters);
-            (x, per_op(base, iters))
-        } else {
-            let y = per_op(base, iters);
-            (per_op(ours, iters), y)
-        };
-        a.push(x);
-        b.push(y);
-        d.push(x - y);
-    }
-    (median(a), median(b), median(d))
-}
-
-/// Prints one table row (`ours`, `base` and `diff` in ns) with its verdict.
-fn print_row(
-    operation: &str,
-    ours: Option<f64>,
-    base: Option<f64>,
-    diff: Option<f64>,
-    target: &Target,
-) {
-    let show = |v: Option<f64>| v.map_or_else(|| "not run".to_owned(), fmt_ns);
-    let ratio = match (ours, base) {
-        (Some(o), Some(b)) => format!("{:.2}x", o / b),
-        _ => "-".into(),
-    };
-    let diff_text = match diff {
-        Some(d) if d >= 0.0 => format!("+{}", fmt_ns(d)),
-        Some(d) => format!("-{}", fmt_ns(-d)),
-        None => "-".into(),
-    };
-    let verdict = |pass: Option<bool>| match pass {
-        Some(true) => "PASS",
-        Some(false) => "MISS",
-        None => "-",
-    };
-    let (target_text, verdict_text) = match *target {
-        Target::WithinOfBaseline(limit) => (
-            format!("diff ≤ {} µs", limit / 1e3),
-            verdict(diff.map(|d| d <= limit)),
-        ),
-        Target::AtMost(limit) => (
-            format!("≤ {}", fmt_ns(limit)),
-            verdict(ours.map(|o| o <= limit)),
-        ),
-        Target::None => ("(info)".to_owned(), ""),
-    };
-    println!(
-        "{operation:<58} {:>11} {:>11} {ratio:>7} {diff_text:>11}  {target_text:<14} {verdict_text}",
-        show(ours),
-        show(base),
-    );
-}
-
-fn print_header(title: &str) {
-    println!();
-    println!("{title}");
-    let header = format!(
-        "{:<58} {:>11} {:>11} {:>7} {:>11}  {:<14} {}",
-        "operation", "tokenvault", "baseline", "ratio", "diff", "target", "result"
-    );
-    println!("{header}");
-    println!("{}", "-".repeat(header.chars().count()));
-}
-
-fn print_load() {
-    // Other processes on a small machine skew results; say how busy it was.
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average (1, 5, 15 min) now: {}", load.trim());
-    }
-}
 
 /// The criterion table; returns the pairs this run measured.
 fn criterion_table(dir: &Path, since: SystemTime, n: usize) -> Vec<Pair> {
     let l = size_label(n);
-    print_header(&format!(
+    TABLE.header(&format!(
         "criterion: tokenvault vs plaintext HashMap baseline, {n} records \
          (this run's estimates: slope; mean for get_tokens)"
     ));
@@ -878,7 +577,7 @@ fn criterion_table(dir: &Path, since: SystemTime, n: usize) -> Vec<Pair> {
         let ours = estimate_ns(dir, &ours_id, since);
         let base = estimate_ns(dir, &base_id, since);
         let diff = ours.zip(base).map(|(o, b)| o - b);
-        print_row(&pair.operation(&l), ours, base, diff, &pair.target(n));
+        TABLE.row(&pair.operation(&l), ours, base, diff, pair.target(n));
         if diff.is_some() {
             measured.push(pair);
         }
@@ -899,7 +598,7 @@ fn interleaved_table(fx: &mut Fixture, pairs: &[Pair], quick: bool) {
         (21, 9, Duration::from_millis(100))
     };
     let n = fx.n;
-    print_header(&format!(
+    TABLE.header(&format!(
         "interleaved check: tokenvault and baseline alternated (ABBA), medians over {rounds} \
          rounds of ~{} ms a side ({bulk_rounds} rounds of 1 call for get_tokens)",
         side.as_millis()
@@ -907,16 +606,20 @@ fn interleaved_table(fx: &mut Fixture, pairs: &[Pair], quick: bool) {
     for &pair in pairs {
         let (mut ours, mut base) = pair.routines(fx);
         let (a, b, d) = if pair.is_bulk() {
+            // One warm call a side first: `interleave` does not calibrate one-call rounds.
+            ours(1);
+            base(1);
             interleave(&mut ours, &mut base, bulk_rounds, Duration::ZERO)
         } else {
             interleave(&mut ours, &mut base, rounds, side)
         };
-        print_row(
+        // Judged by the median of the paired differences, not the difference of the medians.
+        TABLE.row(
             &pair.operation(&l),
             Some(a),
             Some(b),
             Some(d),
-            &pair.target(n),
+            pair.target(n),
         );
     }
     print_load();
@@ -935,14 +638,11 @@ fn main() {
     let listing = has("--list");
     let profiling = args.iter().any(|a| a.starts_with("--profile-time"));
     let quick = has("--quick");
-    let n = env::var("TOKENVAULT_BENCH_RECORDS")
-        .ok()
-        .map(|v| v.parse().expect("TOKENVAULT_BENCH_RECORDS is a number"))
-        .unwrap_or(if benchmarking {
-            DEFAULT_RECORDS
-        } else {
-            TEST_MODE_RECORDS
-        });
+    let n = support::record_count(if benchmarking {
+        DEFAULT_RECORDS
+    } else {
+        TEST_MODE_RECORDS
+    });
     assert!(n >= 2, "need at least two records");
 
     let dir = criterion_dir();

@@ -22,32 +22,28 @@
 //!   `START TRANSACTION; SELECT … WHERE user_name_tag = ? FOR UPDATE; UPDATE … WHERE id = ?;
 //!   COMMIT`.
 //!
-//! The layout and table follow benches/postgres.rs so the two backends' tables can be compared;
-//! records, scattered order and criterion's estimates come from benches/support/. criterion's estimates of this run are read back from
-//! `<output dir>/<group>/<bench>/new/estimates.json` (as benches/core.rs does) and printed as a
-//! ratio table, followed by saves per second with 1, 4 and 16 concurrent clients (threads,
-//! each with its own store handle and one connection; each client updates users of its own),
-//! for tokenvault and for the baseline: the median of 5 one-second rounds, the two sides
-//! alternating, so that load from other processes weighs on both alike.
+//! The benches, the throughput runs and the table are benches/postgres.rs's (shared in
+//! benches/support/db.rs), so the two backends' tables can be compared; records and scattered
+//! order come from benches/support/mod.rs. criterion's estimates of this run are read back
+//! from `<output dir>/<group>/<bench>/new/estimates.json` and printed as a ratio table,
+//! followed by saves per second with 1, 4 and 16 concurrent clients (threads, each with its
+//! own store handle and one connection; each client updates users of its own), for tokenvault
+//! and for the baseline: the median of 5 one-second rounds, the two sides alternating, so that
+//! load from other processes weighs on both alike.
 
 #[path = "support/mod.rs"]
 mod support;
 
-use std::env;
-use std::hint::black_box;
-use std::io::Read;
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+#[path = "support/db.rs"]
+mod db;
 
-use criterion::{BatchSize, Criterion};
+use std::time::{Duration, Instant};
+
+use db::{baseline_rows, secret_of, sha, with_params};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Statement};
-use sha2::{Digest, Sha256};
-use support::{
-    Cursor, client_secret, credential, criterion_dir, estimate_ns, fmt_ns, median, plain_json,
-    print_load, record, user_name,
-};
-use tokenvault::backend::{Backend, MysqlBackend};
+use support::{client_secret, credential, median, plain_json, record};
+use tokenvault::backend::MysqlBackend;
 use tokenvault::{EncryptedStore, OAuthToken, TokenField, TokenStore};
 
 type Store = EncryptedStore<MysqlBackend>;
@@ -58,35 +54,11 @@ const CLIENTS: [usize; 3] = [1, 4, 16];
 /// Alternating one-second rounds per side and client count; the table shows the medians.
 const THROUGHPUT_ROUNDS: usize = 5;
 
-fn sha(value: &str) -> Vec<u8> {
-    Sha256::digest(value.as_bytes()).to_vec()
-}
-
-fn secret_of(token: &OAuthToken, field: TokenField) -> String {
-    token
-        .expose_field(field)
-        .map(|v| v.to_string())
-        .unwrap_or_default()
-}
-
-fn random_hex() -> String {
-    let mut bytes = [0u8; 8];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("read /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `uri` with its path replaced by `/database`.
 fn with_database(uri: &str, database: &str) -> String {
     let mut url = url::Url::parse(uri).expect("TOKENVAULT_TEST_MYSQL is a URL");
     url.set_path(&format!("/{database}"));
     url.into()
-}
-
-fn with_params(uri: &str, params: &str) -> String {
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}{params}")
 }
 
 /// A bare client connection with the URI's credentials and TLS choice (tokenvault's own
@@ -218,7 +190,7 @@ struct Fixture {
 
 impl Fixture {
     fn build(uri: &str, n: usize) -> Self {
-        let database = format!("t_b{}", random_hex());
+        let database = format!("t_b{}", db::random_hex());
         bare_conn(uri)
             .query_drop(format!("CREATE DATABASE `{database}`"))
             .expect("create the bench database");
@@ -246,28 +218,20 @@ impl Fixture {
         admin
             .query_drop("CREATE TABLE bare_records LIKE tokenvault_records")
             .expect("create the baseline table");
-        let mut sizes = vec![0; n];
-        let records = store.backend().list().expect("list");
-        let mut rows = Vec::with_capacity(n);
-        for token in store.get_tokens().expect("get_tokens") {
-            let name = token.user_name().expect("set").to_owned();
-            let user: usize = name["user".len()..name.len() - "@example.com".len()]
-                .parse()
-                .expect("userN@example.com");
-            let id = token.id().expect("saved").to_owned();
-            let sealed = &records.iter().find(|r| r.id == id).expect("listed").sealed;
-            sizes[user] = sealed.len();
-            let mut json = plain_json(&token);
-            json.resize(sealed.len().max(json.len()), b' ');
-            rows.push((
-                id.into_bytes(),
-                sha(&name),
-                sha(&secret_of(&token, TokenField::AccessToken)),
-                sha(&secret_of(&token, TokenField::RefreshToken)),
-                None::<Vec<u8>>,
-                json,
-            ));
-        }
+        let (sizes, rows) = baseline_rows(&store, n);
+        let rows: Vec<_> = rows
+            .into_iter()
+            .map(|row| {
+                (
+                    row.id.into_bytes(),
+                    row.user_name_tag,
+                    row.access_token_tag,
+                    row.refresh_token_tag,
+                    None::<Vec<u8>>,
+                    row.json,
+                )
+            })
+            .collect();
         admin.query_drop("START TRANSACTION").expect("begin");
         admin
             .exec_batch(
@@ -300,215 +264,38 @@ impl Drop for Fixture {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Benches
-// ---------------------------------------------------------------------------------------------
-
-fn bench_find(c: &mut Criterion, fx: &mut Fixture) {
-    let mut g = c.benchmark_group("find_token");
-    let mut cur = Cursor::new(fx.n);
-    let store = &fx.store;
-    g.bench_function("by_user_name", |b| {
-        b.iter(|| {
-            let q = OAuthToken::new().with_user_name(user_name(cur.next() as u64));
-            store.find_token(&q).expect("find").expect("found")
-        })
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("baseline");
-    let mut cur = Cursor::new(fx.n);
-    let bare = &mut fx.bare;
-    g.bench_function("find_by_user_name", |b| {
-        b.iter(|| bare.find(black_box(&user_name(cur.next() as u64))))
-    });
-    g.finish();
-}
-
-fn bench_save(c: &mut Criterion, fx: &mut Fixture) {
-    let mut g = c.benchmark_group("save_token");
-    let mut cur = Cursor::new(fx.n);
-    let (store, secret, generation) = (&fx.store, &fx.secret, &mut fx.generation);
-    g.bench_function("update", |b| {
-        b.iter_batched(
-            || {
-                *generation += 1;
-                record(cur.next() as u64, *generation, secret)
-            },
-            |mut t| {
-                store.save_token(&mut t).expect("save_token");
-                t
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("baseline");
-    let mut cur = Cursor::new(fx.n);
-    let mut generation = 0;
-    let (bare, sizes) = (&mut fx.bare, &fx.sizes);
-    g.bench_function("save_update", |b| {
-        b.iter_batched(
-            || {
-                generation += 1;
-                let user = cur.next();
-                (record(user as u64, generation, secret), sizes[user])
-            },
-            |(t, size)| {
-                bare.save(&t, size);
-                t
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    g.finish();
-}
-
-/// Saves per second with `clients` threads for `duration`, each thread on users of its own
-/// (`user % clients == thread`); `save(client, user, generation)` does one save.
-fn throughput<C>(
-    clients: usize,
-    n: usize,
-    duration: Duration,
-    connect: impl Fn() -> C + Sync,
-    save: impl Fn(&mut C, u64, u64) + Sync,
-) -> f64 {
-    let ready = std::sync::Barrier::new(clients + 1);
-    let total: usize = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|thread| {
-                let (connect, save, ready) = (&connect, &save, &ready);
-                scope.spawn(move || {
-                    let mut client = connect();
-                    ready.wait();
-                    let started = Instant::now();
-                    let mut done = 0;
-                    let mut generation = 1_000_000 * (thread as u64 + 1);
-                    let mut user = thread;
-                    while started.elapsed() < duration {
-                        generation += 1;
-                        save(&mut client, user as u64, generation);
-                        done += 1;
-                        user = (user + clients) % n;
-                        if user < clients {
-                            user = thread;
-                        }
-                    }
-                    done
-                })
-            })
-            .collect();
-        ready.wait();
-        handles.into_iter().map(|h| h.join().expect("client")).sum()
-    });
-    total as f64 / duration.as_secs_f64()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The ratio table (criterion's estimates, read back as benches/core.rs does)
-// ---------------------------------------------------------------------------------------------
-
-fn print_table(dir: &Path, since: SystemTime, n: usize, rates: &[(usize, f64, f64)]) {
-    println!();
-    println!(
-        "tokenvault on MySQL/MariaDB vs the bare client on an identical table, {n} records: \
-         criterion's estimates of this run"
-    );
-    println!("criterion results: {}", dir.display());
-    print_load();
-    let header = format!(
-        "{:<44} {:>12} {:>12} {:>7} {:>12}",
-        "operation", "tokenvault", "baseline", "ratio", "diff"
-    );
-    println!("{header}");
-    println!("{}", "-".repeat(header.chars().count()));
-    for (operation, ours, base) in [
-        (
-            "find_token by user_name",
-            "find_token/by_user_name",
-            "baseline/find_by_user_name",
-        ),
-        (
-            "save_token (update, 1 client)",
-            "save_token/update",
-            "baseline/save_update",
-        ),
-    ] {
-        let ours = estimate_ns(dir, ours, since);
-        let base = estimate_ns(dir, base, since);
-        let show = |v: Option<f64>| v.map_or_else(|| "not run".to_owned(), fmt_ns);
-        let (ratio, diff) = match (ours, base) {
-            (Some(o), Some(b)) => (
-                format!("{:.2}x", o / b),
-                format!("{:+.1} µs", (o - b) / 1e3),
-            ),
-            _ => ("-".into(), "-".into()),
-        };
-        println!(
-            "{operation:<44} {:>12} {:>12} {ratio:>7} {diff:>12}",
-            show(ours),
-            show(base)
-        );
-    }
-    for &(clients, ours, base) in rates {
-        println!(
-            "{:<44} {:>12} {:>12} {:>7} {:>12}",
-            format!("saves/s, {clients} concurrent client(s), median"),
-            format!("{ours:.0}/s"),
-            format!("{base:.0}/s"),
-            format!("{:.2}x", base / ours),
-            "",
-        );
-    }
-    println!(
-        "(ratio: time per operation, tokenvault / baseline; for saves/s, baseline rate / ours)"
-    );
-    println!();
-}
-
-/// Whether criterion runs for real (`cargo bench`), not a smoke test.
-fn benchmarking() -> bool {
-    let args: Vec<String> = env::args().collect();
-    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
-}
-
 fn main() {
-    let Some(uri) = env::var("TOKENVAULT_TEST_MYSQL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        println!(
-            "skipping the MySQL benches: TOKENVAULT_TEST_MYSQL is not set \
-             (`eval \"$(bash .ci/services/mariadb.sh start)\"` starts a server)"
-        );
+    let max_clients = *CLIENTS.iter().max().unwrap();
+    let Some(setup) = db::Setup::start(
+        "MySQL",
+        "TOKENVAULT_TEST_MYSQL",
+        "mariadb.sh",
+        DEFAULT_RECORDS,
+        TEST_MODE_RECORDS,
+        max_clients,
+    ) else {
         return;
     };
-    let args: Vec<String> = env::args().collect();
-    let benchmarking = benchmarking();
-    let listing = args.iter().any(|a| a == "--list");
-    let n = env::var("TOKENVAULT_BENCH_RECORDS")
-        .ok()
-        .map(|v| v.parse().expect("TOKENVAULT_BENCH_RECORDS is a number"))
-        .unwrap_or(if benchmarking {
-            DEFAULT_RECORDS
-        } else {
-            TEST_MODE_RECORDS
-        });
-    assert!(
-        n >= *CLIENTS.iter().max().unwrap(),
-        "need a user per client at least"
-    );
-
-    let dir = criterion_dir();
-    let mut c = Criterion::default()
-        .output_directory(&dir)
-        .configure_from_args();
-    let since = SystemTime::now() - Duration::from_secs(2);
+    let db::Setup {
+        uri,
+        n,
+        benchmarking,
+        listing,
+        criterion: mut c,
+        dir,
+        since,
+    } = setup;
 
     let mut fx = Fixture::build(&uri, n);
-    bench_find(&mut c, &mut fx);
-    bench_save(&mut c, &mut fx);
+    db::bench_find(&mut c, fx.n, &fx.store, |user| fx.bare.find(user));
+    db::bench_save(
+        &mut c,
+        &fx.store,
+        &fx.secret,
+        &mut fx.generation,
+        &fx.sizes,
+        |t, size| fx.bare.save(t, size),
+    );
     c.final_summary();
     if listing {
         return;
@@ -526,7 +313,7 @@ fn main() {
     for clients in CLIENTS {
         let (mut ours, mut base) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            ours.push(throughput(
+            ours.push(db::throughput(
                 clients,
                 n,
                 duration,
@@ -542,7 +329,7 @@ fn main() {
                     store.save_token(&mut t).expect("save_token");
                 },
             ));
-            base.push(throughput(
+            base.push(db::throughput(
                 clients,
                 n,
                 duration,
@@ -558,6 +345,6 @@ fn main() {
         rates.push((clients, median(ours), median(base)));
     }
     if benchmarking {
-        print_table(&dir, since, fx.n, &rates);
+        db::print_table("MySQL/MariaDB", fx.n, &dir, since, &rates, ", median");
     }
 }

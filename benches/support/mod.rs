@@ -1,15 +1,15 @@
 //! Shared by the benches that compare tokenvault with a plaintext baseline in the same run
-//! (`benches/backends.rs` today; `benches/core.rs` still has its own copies of the same code).
-//! A bench includes it with `#[path = "support/mod.rs"] mod support;`.
+//! (`benches/core.rs`, `benches/backends.rs`, and the database benches, which also use
+//! `support/db.rs`). A bench includes it with `#[path = "support/mod.rs"] mod support;`.
 //!
 //! - realistic Zoho records: [`record`], [`client_secret`], [`credential`], [`plain_json`], and
-//!   [`Cursor`], a scattered visiting order;
+//!   [`Cursor`], a scattered visiting order; [`record_count`], the store size;
 //! - timing: a [`Routine`] runs an operation `iters` times and returns the time that counts;
 //!   [`timed`], [`timed_large`], [`timed_saves`] build them; [`interleave`] runs two routines
 //!   in alternating (ABBA) rounds and takes medians;
 //! - the ratio table: [`criterion_dir`] and [`estimate_ns`] read criterion's estimates of this
 //!   run back; [`print_header`] and [`print_row`] print one row per operation with its
-//!   [`Target`] and verdict.
+//!   [`Target`] and verdict ([`Table`] for a wider operation column or a measured diff).
 
 #![allow(dead_code)] // each bench uses a different part
 
@@ -116,6 +116,14 @@ impl Cursor {
         self.at = (self.at + self.stride) % self.n;
         self.at
     }
+}
+
+/// Records in a bench's store: `$TOKENVAULT_BENCH_RECORDS`, else `default`.
+pub fn record_count(default: usize) -> usize {
+    env::var("TOKENVAULT_BENCH_RECORDS")
+        .ok()
+        .map(|v| v.parse().expect("TOKENVAULT_BENCH_RECORDS is a number"))
+        .unwrap_or(default)
 }
 
 /// A count as criterion ids show it: `100k`, `10k`, `1k`, or the number.
@@ -314,12 +322,12 @@ pub enum Verdict {
 }
 
 impl Target {
-    /// The verdict for `ours` and `base` (ns).
-    pub fn judge(self, ours: Option<f64>, base: Option<f64>) -> Verdict {
-        let pass = match (self, ours, base) {
-            (Target::RatioAtMost(limit), Some(o), Some(b)) => o / b <= limit,
-            (Target::WithinOfBaseline(limit), Some(o), Some(b)) => o - b <= limit,
-            (Target::AtMost(limit), Some(o), _) => o <= limit,
+    /// The verdict for `ours`, `base` and `diff` (ns; `diff` is what `WithinOfBaseline` judges).
+    pub fn judge(self, ours: Option<f64>, base: Option<f64>, diff: Option<f64>) -> Verdict {
+        let pass = match (self, ours, base, diff) {
+            (Target::RatioAtMost(limit), Some(o), Some(b), _) => o / b <= limit,
+            (Target::WithinOfBaseline(limit), _, _, Some(d)) => d <= limit,
+            (Target::AtMost(limit), Some(o), _, _) => o <= limit,
             _ => return Verdict::Unjudged,
         };
         if pass { Verdict::Pass } else { Verdict::Miss }
@@ -335,42 +343,79 @@ impl Target {
     }
 }
 
-const OPERATION_WIDTH: usize = 52;
+/// A ratio table's layout: the width of its operation column.
+#[derive(Clone, Copy, Debug)]
+pub struct Table {
+    pub operation_width: usize,
+}
+
+impl Table {
+    /// What [`print_header`] and [`print_row`] use.
+    pub const DEFAULT: Table = Table {
+        operation_width: 52,
+    };
+
+    /// Prints a table's title and column heads.
+    pub fn header(self, title: &str) {
+        let w = self.operation_width;
+        println!();
+        println!("{title}");
+        let header = format!(
+            "{:<w$} {:>11} {:>11} {:>7} {:>11}  {:<14} {}",
+            "operation", "tokenvault", "baseline", "ratio", "diff", "target", "result"
+        );
+        println!("{header}");
+        println!("{}", "-".repeat(header.chars().count()));
+    }
+
+    /// Prints one row (`ours`, `base` and `diff` in ns; `None`: not measured) and returns its
+    /// verdict. `diff` is judged by [`Target::WithinOfBaseline`]: usually `ours − base`, but an
+    /// interleaved run may give the median of its paired differences instead.
+    pub fn row(
+        self,
+        operation: &str,
+        ours: Option<f64>,
+        base: Option<f64>,
+        diff: Option<f64>,
+        target: Target,
+    ) -> Verdict {
+        let w = self.operation_width;
+        let show = |v: Option<f64>| v.map_or_else(|| "not run".to_owned(), fmt_ns);
+        let ratio = match (ours, base) {
+            (Some(o), Some(b)) => format!("{:.2}x", o / b),
+            _ => "-".to_owned(),
+        };
+        let diff_text = match diff {
+            Some(d) if d >= 0.0 => format!("+{}", fmt_ns(d)),
+            Some(d) => format!("-{}", fmt_ns(-d)),
+            None => "-".to_owned(),
+        };
+        let verdict = target.judge(ours, base, diff);
+        let verdict_text = match (verdict, target) {
+            (_, Target::None) => "",
+            (Verdict::Pass, _) => "PASS",
+            (Verdict::Miss, _) => "MISS",
+            (Verdict::Unjudged, _) => "-",
+        };
+        println!(
+            "{operation:<w$} {:>11} {:>11} {ratio:>7} {diff_text:>11}  {:<14} {verdict_text}",
+            show(ours),
+            show(base),
+            target.text(),
+        );
+        verdict
+    }
+}
 
 /// Prints a table's title and column heads.
 pub fn print_header(title: &str) {
-    println!();
-    println!("{title}");
-    let header = format!(
-        "{:<OPERATION_WIDTH$} {:>11} {:>11} {:>7} {:>11}  {:<14} {}",
-        "operation", "tokenvault", "baseline", "ratio", "diff", "target", "result"
-    );
-    println!("{header}");
-    println!("{}", "-".repeat(header.chars().count()));
+    Table::DEFAULT.header(title);
 }
 
 /// Prints one row (`ours`, `base` in ns; `None`: not measured) and returns its verdict.
 pub fn print_row(operation: &str, ours: Option<f64>, base: Option<f64>, target: Target) -> Verdict {
-    let show = |v: Option<f64>| v.map_or_else(|| "not run".to_owned(), fmt_ns);
-    let (ratio, diff) = match (ours, base) {
-        (Some(o), Some(b)) if o >= b => (format!("{:.2}x", o / b), format!("+{}", fmt_ns(o - b))),
-        (Some(o), Some(b)) => (format!("{:.2}x", o / b), format!("-{}", fmt_ns(b - o))),
-        _ => ("-".to_owned(), "-".to_owned()),
-    };
-    let verdict = target.judge(ours, base);
-    let verdict_text = match (verdict, target) {
-        (_, Target::None) => "",
-        (Verdict::Pass, _) => "PASS",
-        (Verdict::Miss, _) => "MISS",
-        (Verdict::Unjudged, _) => "-",
-    };
-    println!(
-        "{operation:<OPERATION_WIDTH$} {:>11} {:>11} {ratio:>7} {diff:>11}  {:<14} {verdict_text}",
-        show(ours),
-        show(base),
-        target.text(),
-    );
-    verdict
+    let diff = ours.zip(base).map(|(o, b)| o - b);
+    Table::DEFAULT.row(operation, ours, base, diff, target)
 }
 
 /// Prints the load average: other processes on a small machine skew results.
