@@ -420,7 +420,13 @@ impl<B: Backend> EncryptedStore<B> {
     }
 
     /// Seals `token` as record `id` under the active data key.
-    fn seal(&self, state: &HeaderState, token: &OAuthToken, id: &str) -> Result<StoredRecord> {
+    fn seal(
+        &self,
+        state: &HeaderState,
+        token: &OAuthToken,
+        id: &str,
+        tags: LookupTags,
+    ) -> Result<StoredRecord> {
         let key_id = state.header.active_key;
         let key = state
             .data_keys
@@ -429,7 +435,7 @@ impl<B: Backend> EncryptedStore<B> {
         let ad = record::associated_data(&self.store_id, key_id, id);
         Ok(StoredRecord {
             id: id.to_owned(),
-            tags: self.tags_of(token),
+            tags,
             sealed: record::seal(token, key, key_id, &ad)?,
         })
     }
@@ -475,9 +481,9 @@ impl<B: Backend> EncryptedStore<B> {
                 },
             };
             merged.set_id(Some(id.clone()));
-            self.check_unique(tx, &merged, &id)?;
+            let tags = self.check_unique(tx, &merged, &id)?;
             let reservation = self.take_seals(tx, &state, 1)?;
-            tx.put(self.seal(&state, &merged, &id)?)?;
+            tx.put(self.seal(&state, &merged, &id, tags)?)?;
             outcome = Some((merged, reservation, inserted));
             Ok(())
         })?;
@@ -605,9 +611,15 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
 
 impl<B: Backend> EncryptedStore<B> {
     /// Fails with [`Error::Conflict`] if a record other than `id` holds one of `token`'s
-    /// lookup values (the check runs inside the save's transaction).
-    fn check_unique(&self, tx: &mut dyn Transaction, token: &OAuthToken, id: &str) -> Result<()> {
-        for (field, tag) in self.tags_of(token).iter() {
+    /// lookup values (the check runs inside the save's transaction); returns the tags.
+    fn check_unique(
+        &self,
+        tx: &mut dyn Transaction,
+        token: &OAuthToken,
+        id: &str,
+    ) -> Result<LookupTags> {
+        let tags = self.tags_of(token);
+        for (field, tag) in tags.iter() {
             if let Some(other) = tx.find_by_tag(field, tag)?
                 && other.id != id
             {
@@ -617,6 +629,7 @@ impl<B: Backend> EncryptedStore<B> {
                 });
             }
         }
-        Ok(())
+        // Returned so that sealing does not compute the same HMACs again.
+        Ok(tags)
     }
 }

@@ -134,6 +134,27 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// The one verdict every SQL backend gives on the schema version it finds: `supported` is
+/// fine; a newer one is refused as [`NotSupported`](crate::BackendErrorKind::NotSupported)
+/// (upgrade tokenvault); anything else is [`Corrupt`](crate::BackendErrorKind::Corrupt).
+/// Older versions a backend can migrate are handled by it before calling this.
+pub(crate) fn check_schema_version(found: i64, supported: i64) -> Result<(), BackendError> {
+    use crate::BackendErrorKind;
+    match found {
+        v if v == supported => Ok(()),
+        v if v > supported => Err(BackendError::new(
+            BackendErrorKind::NotSupported,
+            format!(
+                "store schema version {v} is newer than this build supports ({supported}); upgrade tokenvault"
+            ),
+        )),
+        v => Err(BackendError::new(
+            BackendErrorKind::Corrupt,
+            format!("unknown store schema version {v}"),
+        )),
+    }
+}
+
 /// A lock held until dropped (see [`Backend::lock`]).
 pub trait HeldLock: Send {}
 

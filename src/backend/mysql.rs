@@ -787,16 +787,7 @@ fn parse_version(value: &[u8]) -> Result<i64, BackendError> {
 }
 
 fn check_version(version: i64) -> Result<(), BackendError> {
-    match version {
-        SCHEMA_VERSION => Ok(()),
-        v if v > SCHEMA_VERSION => Err(error(
-            BackendErrorKind::NotSupported,
-            format!(
-                "store schema version {v} is newer than this build supports ({SCHEMA_VERSION}); upgrade tokenvault"
-            ),
-        )),
-        v => Err(corrupt(&format!("unknown store schema version {v}"))),
-    }
+    super::check_schema_version(version, SCHEMA_VERSION)
 }
 
 /// An integer result of `SELECT GET_LOCK(…)` and the like; `None` for NULL.

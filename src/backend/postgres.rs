@@ -623,25 +623,7 @@ fn create_or_check(client: &mut Client, schema: &str) -> Result<(), BackendError
                 "tokenvault tables without a valid schema version",
             )
         })?;
-    match version {
-        SCHEMA_VERSION => {}
-        // Future schema changes add an arm per older version here, migrating in this
-        // transaction.
-        v if v > SCHEMA_VERSION => {
-            return Err(error(
-                BackendErrorKind::NotSupported,
-                format!(
-                    "store schema version {v} is newer than this build supports ({SCHEMA_VERSION}); upgrade tokenvault"
-                ),
-            ));
-        }
-        v => {
-            return Err(error(
-                BackendErrorKind::Corrupt,
-                format!("unknown store schema version {v}"),
-            ));
-        }
-    }
+    super::check_schema_version(version, SCHEMA_VERSION)?;
     tx.commit().map_err(pg)
 }
 

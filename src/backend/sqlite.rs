@@ -213,25 +213,7 @@ impl SqliteBackend {
                     "tokenvault database without a schema version",
                 )
             })?;
-        match version {
-            SCHEMA_VERSION => {}
-            // Future schema changes add an arm per older version here, migrating in this
-            // transaction, so an interrupted migration leaves the old schema intact.
-            v if v > SCHEMA_VERSION => {
-                return Err(error(
-                    BackendErrorKind::NotSupported,
-                    format!(
-                        "store schema version {v} is newer than this build supports ({SCHEMA_VERSION}); upgrade tokenvault"
-                    ),
-                ));
-            }
-            v => {
-                return Err(error(
-                    BackendErrorKind::Corrupt,
-                    format!("unknown store schema version {v}"),
-                ));
-            }
-        }
+        super::check_schema_version(version, SCHEMA_VERSION)?;
         tx.commit().map_err(sql_error)
     }
 

@@ -429,7 +429,8 @@ impl<B: Backend> EncryptedStore<B> {
             }
             reservation = self.take_seals(tx, &state, pending.len() as u64)?;
             for token in &pending {
-                tx.put(self.seal(&state, token, token.id().expect("opened records have ids"))?)?;
+                let id = token.id().expect("opened records have ids");
+                tx.put(self.seal(&state, token, id, self.tags_of(token))?)?;
             }
             done = pending.len();
             Ok(())
