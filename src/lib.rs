@@ -44,9 +44,13 @@ pub mod danger;
 mod format;
 pub mod import;
 mod keys;
+pub mod loopback;
 mod matching;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 pub mod store;
 pub mod token;
+pub mod uri;
 pub mod vault;
 
 pub use crypto::{Argon2Params, Tag};
@@ -59,8 +63,8 @@ pub use token::{
     AccessToken, ClientSecret, GrantToken, OAuthToken, RefreshToken, TokenField, UserSignature,
 };
 pub use vault::{
-    DEFAULT_REFRESH_SKEW, EncryptedStore, KeySlotKind, KeyUsage, RefreshError, RotationReport,
-    Saved, SlotInfo, StoreInfo, StoreOptions, VerifyReport, inspect,
+    CopyReport, DEFAULT_REFRESH_SKEW, EncryptedStore, KeySlotKind, KeyUsage, RefreshError,
+    RotationReport, Saved, SlotInfo, StoreInfo, StoreOptions, VerifyReport, inspect,
 };
 
 /// The README's examples, compiled and run as doctests.

@@ -266,6 +266,9 @@ pub enum BackendErrorKind {
     Conflict,
     /// The operation is not supported by this backend.
     NotSupported,
+    /// A file or directory of the store is unsafe to use: a symbolic link, owned by another
+    /// user, or writable by others (SECURITY.md, "Files beside a store"). Nothing was written.
+    Insecure,
     /// Anything else.
     Other,
 }
@@ -279,6 +282,7 @@ impl fmt::Display for BackendErrorKind {
             BackendErrorKind::Corrupt => "corrupt",
             BackendErrorKind::Conflict => "conflict",
             BackendErrorKind::NotSupported => "not supported",
+            BackendErrorKind::Insecure => "insecure",
             BackendErrorKind::Other => "other",
         })
     }

@@ -174,6 +174,30 @@ pub struct OAuthToken {
     api_domain: Option<String>,
 }
 
+/// The longest record id a store accepts, in bytes.
+pub const MAX_ID_LEN: usize = 1024;
+
+/// The longest value of any other field a store accepts, in bytes (OAuth tokens and client
+/// secrets run to a few hundred bytes; this leaves ample room and bounds every record).
+pub const MAX_FIELD_LEN: usize = 16 * 1024;
+
+/// Checks a record id: 1 to [`MAX_ID_LEN`] bytes, no control characters (ids are printed in
+/// listings and reports, and name files in some front ends).
+///
+/// # Errors
+/// A reason (never the id itself).
+pub fn check_record_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() {
+        Err("a record id must not be empty")
+    } else if id.len() > MAX_ID_LEN {
+        Err("a record id must be at most MAX_ID_LEN (1024) bytes")
+    } else if id.chars().any(char::is_control) {
+        Err("a record id must not contain control characters")
+    } else {
+        Ok(())
+    }
+}
+
 fn non_empty(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
@@ -282,13 +306,11 @@ impl OAuthToken {
         self.expiry_time = epoch_millis;
     }
 
-    /// Sets the expiry to `lifetime` after `now` (e.g. from an OAuth `expires_in`).
+    /// Sets the expiry to `lifetime` after `now` (e.g. from an OAuth `expires_in`). A lifetime
+    /// past what the clock can represent saturates at the largest expiry instead of panicking.
     pub fn with_expiry_after(self, now: SystemTime, lifetime: Duration) -> Self {
-        let at = now + lifetime;
-        let millis = at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let millis = since_epoch.saturating_add(lifetime).as_millis();
         self.with_expiry_time(u64::try_from(millis).unwrap_or(u64::MAX))
     }
 
@@ -309,9 +331,71 @@ impl OAuthToken {
         self.is_expired_at(SystemTime::now())
     }
 
-    /// Whether the access token expires within `window` from now (or has expired).
+    /// Whether the access token expires within `window` from now (or has expired). A window
+    /// past what the clock can represent covers every expiry.
     pub fn expires_within(&self, window: Duration) -> bool {
-        self.is_expired_at(SystemTime::now() + window)
+        SystemTime::now()
+            .checked_add(window)
+            .is_none_or(|later| self.is_expired_at(later))
+    }
+
+    /// Checks the [length bounds](MAX_FIELD_LEN) of every field and that the id, if any, is
+    /// [a valid record id](check_record_id). Every store runs this before it writes.
+    ///
+    /// # Errors
+    /// A reason naming the field (never its value).
+    pub fn check_bounds(&self) -> Result<(), &'static str> {
+        if let Some(id) = &self.id {
+            check_record_id(id)?;
+        }
+        let too_long = [
+            (
+                &self.user_name,
+                "user_name is longer than 16 KiB (MAX_FIELD_LEN)",
+            ),
+            (
+                &self.client_id,
+                "client_id is longer than 16 KiB (MAX_FIELD_LEN)",
+            ),
+            (
+                &self.redirect_url,
+                "redirect_url is longer than 16 KiB (MAX_FIELD_LEN)",
+            ),
+            (
+                &self.api_domain,
+                "api_domain is longer than 16 KiB (MAX_FIELD_LEN)",
+            ),
+        ]
+        .into_iter()
+        .find(|(value, _)| value.as_ref().is_some_and(|v| v.len() > MAX_FIELD_LEN));
+        if let Some((_, reason)) = too_long {
+            return Err(reason);
+        }
+        let secrets = [
+            (
+                self.client_secret.as_ref().map(|s| s.expose_secret().len()),
+                "client_secret is longer than 16 KiB (MAX_FIELD_LEN)",
+            ),
+            (
+                self.refresh_token.as_ref().map(|s| s.expose_secret().len()),
+                "refresh_token is longer than 16 KiB (MAX_FIELD_LEN)",
+            ),
+            (
+                self.access_token.as_ref().map(|s| s.expose_secret().len()),
+                "access_token is longer than 16 KiB (MAX_FIELD_LEN)",
+            ),
+            (
+                self.grant_token.as_ref().map(|s| s.expose_secret().len()),
+                "grant_token is longer than 16 KiB (MAX_FIELD_LEN)",
+            ),
+        ];
+        match secrets
+            .into_iter()
+            .find(|(len, _)| len.is_some_and(|n| n > MAX_FIELD_LEN))
+        {
+            Some((_, reason)) => Err(reason),
+            None => Ok(()),
+        }
     }
 
     /// Fills every field this token lacks from `stored`: the Zoho SDK's merge, used both by

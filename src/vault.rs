@@ -1,12 +1,14 @@
 //! `EncryptedStore`: the `TokenStore` that seals every record and delegates storage to a
 //! [`Backend`].
 
+mod bulk;
 mod maintenance;
 mod refresh;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+pub use bulk::CopyReport;
 pub use maintenance::{
     KeySlotKind, KeyUsage, RotationReport, SlotInfo, StoreInfo, VerifyReport, inspect,
 };
@@ -19,7 +21,7 @@ use crate::format::record::{self, OpenFailure, RECORD_VERSION};
 use crate::keys::Credential;
 use crate::matching::{self, LookupField};
 use crate::store::{Error, Result, Subject, TokenStore};
-use crate::token::OAuthToken;
+use crate::token::{OAuthToken, check_record_id};
 
 /// Seals are reserved in the header in blocks, so a save does not rewrite it: the first block
 /// of a process is one seal and each next one doubles, up to this. A one-shot process (a CLI
@@ -456,6 +458,10 @@ impl<B: Backend> EncryptedStore<B> {
     /// # Errors
     /// As [`TokenStore::save_token`].
     pub fn save(&self, token: &mut OAuthToken) -> Result<Saved> {
+        // Bounded before anything is looked up or written, for every backend alike.
+        token
+            .check_bounds()
+            .map_err(|reason| Error::InvalidToken { reason })?;
         let mut outcome = None;
         self.backend.transact(&mut |tx| {
             let state = self.sync(tx.header()?)?;
@@ -579,6 +585,10 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
         self.save(token).map(drop)
     }
     fn delete_token(&self, id: &str) -> Result<()> {
+        if check_record_id(id).is_err() {
+            // No such record can have been saved.
+            return Err(Error::NotFound { id: id.to_owned() });
+        }
         self.backend.transact(&mut |tx| {
             if tx.delete(id)? {
                 Ok(())
@@ -602,6 +612,9 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
     }
 
     fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>> {
+        if check_record_id(id).is_err() {
+            return Ok(None); // no such record can have been saved
+        }
         self.backend
             .get(id)?
             .map(|r| self.open_with(&*self.state_for(&r)?, &r))

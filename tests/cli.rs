@@ -9,6 +9,10 @@
 //! The prompt tests drive a pseudo-terminal (`tests/cli/pty.rs`).
 #![cfg(feature = "cli")]
 
+#[path = "cli/hardening.rs"]
+mod hardening;
+#[path = "cli/import_hardening.rs"]
+mod import_hardening;
 #[path = "cli/pty.rs"]
 mod pty;
 #[path = "cli/support.rs"]
@@ -1246,7 +1250,7 @@ fn import_bad_header_fails_whole_file() {
         .run();
     out.exits(1)
         .no_stdout()
-        .stderr_has(&["header", "user_email"])
+        .stderr_has(&["header", "column 2"])
         .leaks_none(&[
             "alicesecret",
             "1000.refresh.alice",

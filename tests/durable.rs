@@ -672,8 +672,7 @@ fn crash(kind: Kind) {
         .flat_map(|u| [crash_user(u).into_bytes(), crash_refresh(u).into_bytes()])
         .collect();
     let files = assert_no_plaintext(place.dir.path(), &needles, "after the kills");
-    let tmp = sibling(&place.path, ".tmp");
-    if tmp.exists() {
+    for tmp in temp_files(&place.path) {
         let mode = fs::metadata(&tmp).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "stale {tmp:?} has mode {mode:o}");
     }
@@ -1288,8 +1287,9 @@ fn no_plaintext_on_disk(kind: Kind) {
 // 5. Full disk
 // ---------------------------------------------------------------------------------------------
 
+/// 15 KiB: under the 16 KiB bound on one field (`MAX_FIELD_LEN`).
 fn big_url(i: u64) -> String {
-    format!("https://big.example/{i}/{}", "p".repeat(64 * 1024))
+    format!("https://big.example/{i}/{}", "p".repeat(15 * 1024))
 }
 
 /// Lowers this process's `RLIMIT_FSIZE` to `limit`, with `SIGXFSZ` ignored so that a write
@@ -1337,9 +1337,13 @@ fn child_fsize(kind: Kind, path: &Path) -> Result<(), String> {
     limit_file_size(limit)?;
     say!("LIMIT {limit}");
     for i in 0..200 {
+        // Four 15 KiB fields: a 60 KiB record.
         let mut token = by_user(&format!("big-user{i}"))
             .with_access_token(format!("big-access-{i}"))
-            .with_redirect_url(big_url(i));
+            .with_redirect_url(big_url(i))
+            .with_api_domain(big_url(i))
+            .with_client_id(big_url(i))
+            .with_client_secret(big_url(i));
         match store.save_token(&mut token) {
             Ok(()) => say!("ACK {i}"),
             Err(e) => {
@@ -1360,7 +1364,7 @@ fn child_fsize(kind: Kind, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Both: a child with `RLIMIT_FSIZE` just above the store's size saves 64 KiB tokens until one
+/// Both: a child with `RLIMIT_FSIZE` just above the store's size saves 60 KiB tokens until one
 /// fails → the failure is an `Io` error (no panic, no silent loss), and the store then opens,
 /// verifies and holds exactly the saves acknowledged before the failure.
 fn full_disk(kind: Kind) {
@@ -1399,8 +1403,8 @@ fn full_disk(kind: Kind) {
         "the child's handle after the failure"
     );
     if kind == Kind::File {
-        let tmp = sibling(&place.path, ".tmp");
-        assert!(!tmp.exists(), "the failed save left {tmp:?} behind");
+        let left = temp_files(&place.path);
+        assert!(left.is_empty(), "the failed save left {left:?} behind");
     }
 
     let store = place.open();
@@ -1495,8 +1499,28 @@ fn child_modes(kind: Kind, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The file backend's temporary files beside `path` (`PATH.tmp-<random>`).
+fn temp_files(path: &Path) -> Vec<PathBuf> {
+    let prefix = format!(
+        "{}{}",
+        path.file_name().unwrap().to_string_lossy(),
+        tokenvault::backend::TEMP_SUFFIX
+    );
+    fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+        .collect()
+}
+
 /// Both: the SQLite database, `-wal` and `-shm`, and the file backend's file and `.lock` (and
-/// `.tmp` if any) are 0600, even under umask 0 and over a stale 0644 temp file.
+/// temporary files if any) are 0600, even under umask 0; a stale 0644 `PATH.tmp` planted
+/// beside the store is never used.
 fn file_modes(kind: Kind) {
     let _timer = Timer::start("file_modes", kind);
     let place = Place::new(kind);
@@ -1529,8 +1553,11 @@ fn file_modes(kind: Kind) {
     let planted = format!("{name}.tmp");
     for (stage, files) in &modes {
         for (file, mode) in files {
-            if *stage == "opened" && *file == planted {
-                continue; // the stale 0644 temp file this case planted
+            if *file == planted {
+                // The stale 0644 file this case planted: never opened or reused (temporary
+                // files get fresh random names, created exclusively), so left as it was.
+                assert_eq!(*mode, "644", "the planted file was touched: {modes:?}");
+                continue;
             }
             assert_eq!(
                 *mode, "600",
@@ -1538,8 +1565,11 @@ fn file_modes(kind: Kind) {
             );
         }
     }
-    // And as left on disk after the child exited.
+    // And as left on disk after the child exited (the planted file aside, checked above).
     for (file, mode) in modes_in(place.dir.path()) {
+        if file == planted {
+            continue;
+        }
         assert_eq!(
             mode, 0o600,
             "{file} has mode {mode:o} after the child exited"

@@ -559,7 +559,7 @@ fn plaintext_to_a_non_loopback_host_is_refused_before_connecting() {
     for host in [
         "db.invalid",
         "localhost.invalid",
-        "[::ffff:127.0.0.1]",
+        "127.0.0.1.invalid",
         "[2001:db8::1]",
     ] {
         let uri = format!("mysql://tv:hunter2pw@{host}:3306/tokenvault?ssl_mode=disabled");

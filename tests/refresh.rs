@@ -361,3 +361,116 @@ fn threads_of_one_process_refresh_once_and_keep_an_unrotated_refresh_token() {
         Err(tokenvault::RefreshError::Store(tokenvault::Error::NoMatch))
     ));
 }
+
+// ============================================================================================
+// A hostile token endpoint (hardening review, defects 1 and 3–4)
+// ============================================================================================
+
+/// A server that answers every request with `status`, `body` and maybe a `Location`.
+fn hostile(status: u16, body: &'static str, location: Option<&'static str>) -> OAuthServer {
+    let server = OAuthServer::start("r-0", CLIENT_ID, CLIENT_SECRET);
+    server.set_mode(Mode::Canned {
+        status,
+        body,
+        location,
+    });
+    server
+}
+
+#[test]
+fn token_urls_that_only_look_like_loopback_are_refused_before_any_request() {
+    let world = world_with_token("sqlite", 1_000);
+    let server = OAuthServer::start("r-0", CLIENT_ID, CLIENT_SECRET);
+    let port = server
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let before = stored(&world);
+    for (url, message) in [
+        // userinfo: the host is example.invalid, not 127.0.0.1
+        (
+            format!("http://127.0.0.1:{port}@example.invalid/oauth/v2/token"),
+            "user name or password",
+        ),
+        (
+            "http://127.anything.example/oauth/v2/token".to_owned(),
+            "plain http only to a loopback host",
+        ),
+        (
+            "http://127.0.0.1.example.invalid/oauth/v2/token".to_owned(),
+            "plain http only to a loopback host",
+        ),
+        (
+            format!("https://user:pw@127.0.0.1:{port}/oauth/v2/token"),
+            "user name or password",
+        ),
+    ] {
+        access_token(&world, &url, &[])
+            .exits(2)
+            .stderr_has(&[message])
+            .no_stdout()
+            .leaks_none(&["r-0", "a-0", CLIENT_SECRET]);
+    }
+    assert_eq!(server.calls(), 0);
+    assert_eq!(stored(&world), before);
+}
+
+#[test]
+fn a_redirect_from_the_token_endpoint_is_not_followed() {
+    let elsewhere = OAuthServer::start("r-0", CLIENT_ID, CLIENT_SECRET);
+    let target: &'static str = Box::leak(elsewhere.url.clone().into_boxed_str());
+    for status in [301, 302, 307, 308] {
+        let server = hostile(status, "", Some(target));
+        failing_refresh(&server.url, &[], "redirect");
+        assert_eq!(server.calls(), 1);
+    }
+    assert_eq!(
+        elsewhere.calls(),
+        0,
+        "the refresh token and client secret were never sent where Location pointed"
+    );
+}
+
+#[test]
+fn a_huge_expires_in_is_refused_without_a_panic() {
+    for body in [
+        r#"{"access_token":"a-9","expires_in":18446744073709551615}"#,
+        r#"{"access_token":"a-9","expires_in":"18446744073709551615"}"#,
+        r#"{"access_token":"a-9","expires_in":315360001}"#,
+    ] {
+        let server = hostile(200, body, None);
+        // failing_refresh asserts exit 1: a panic exits 101.
+        failing_refresh(&server.url, &[], "expires_in");
+    }
+}
+
+#[test]
+fn control_characters_from_the_endpoint_are_refused_and_never_stored() {
+    for body in [
+        "{\"access_token\":\"a-\\u001b]0;pwned\\u0007\",\"expires_in\":3600}",
+        "{\"access_token\":\"a-9\\r\\nfake row\",\"expires_in\":3600}",
+        "{\"access_token\":\"a-9\",\"refresh_token\":\"r-\\u001b[2J\",\"expires_in\":3600}",
+        "{\"access_token\":\"a-9\",\"api_domain\":\"https://x\\u0000\",\"expires_in\":3600}",
+    ] {
+        let server = hostile(200, body, None);
+        failing_refresh(&server.url, &[], "control characters");
+    }
+}
+
+#[test]
+fn a_huge_skew_refreshes_instead_of_panicking() {
+    let world = world_with_token("sqlite", u64::MAX / 2); // far future: fresh by any normal skew
+    let server = OAuthServer::start("r-0", CLIENT_ID, CLIENT_SECRET);
+    access_token(&world, &server.url, &["--skew", "18446744073709551615"])
+        .ok()
+        .stdout_has(&["a-1"]);
+    assert_eq!(
+        server.calls(),
+        1,
+        "every token is due within an unbounded skew"
+    );
+}

@@ -13,17 +13,20 @@
 //!
 //! Every write happens under an exclusive `flock` on `PATH.lock`, held across the whole
 //! read-modify-write: re-read the file if another process changed it (its write id differs),
-//! apply the step, write `PATH.tmp` (0600), `fsync` it, rename it over `PATH`, `fsync` the
-//! directory. A crash leaves either the old or the new file, never a torn one. Readers take a
-//! shared lock. A save rewrites the whole file: O(records) per write.
+//! apply the step, write a new temporary file `PATH.tmp-<random>` (created exclusively, 0600),
+//! `fsync` it, rename it over `PATH`, `fsync` the directory. A crash leaves either the old or
+//! the new file, never a torn one. Readers take a shared lock. A save rewrites the whole file:
+//! O(records) per write. The store file, lock file and temporary files follow the rules of
+//! `private_files` (no links, nothing of another user's, nothing others may write).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::memory::{State, transact_then};
+use super::private_files::{self, sibling};
 use super::{Backend, HeldLock, LookupField, LookupTags, StoredRecord, Tag, Transaction};
 use crate::crypto::random_array;
 use crate::format::Reader;
@@ -36,9 +39,31 @@ const PREFIX_LEN: usize = MAGIC.len() + 1 + 16;
 /// A store kept in one file.
 pub struct FileBackend {
     path: PathBuf,
-    tmp_path: PathBuf,
     lock_file: File,
     cache: Mutex<Cache>,
+}
+
+/// A held `flock` on the lock file, released when dropped: also when a step panics, so a
+/// panic never leaves the store locked for other processes.
+struct Flock<'a>(&'a File);
+
+impl<'a> Flock<'a> {
+    fn shared(file: &'a File) -> Result<Self, BackendError> {
+        file.lock_shared().map_err(io_error)?;
+        Ok(Self(file))
+    }
+
+    fn exclusive(file: &'a File) -> Result<Self, BackendError> {
+        file.lock().map_err(io_error)?;
+        Ok(Self(file))
+    }
+}
+
+impl Drop for Flock<'_> {
+    fn drop(&mut self) {
+        // Closing the descriptor would release it too; an unlock error leaves nothing to do.
+        let _ = self.0.unlock();
+    }
 }
 
 #[derive(Default)]
@@ -59,31 +84,20 @@ fn corrupt(what: &str) -> BackendError {
     )
 }
 
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 impl FileBackend {
-    /// Opens (or prepares to create) the store file at `path`; `PATH.lock` and `PATH.tmp`
-    /// live beside it. The directory must exist.
+    /// Opens (or prepares to create) the store file at `path`; `PATH.lock` and the temporary
+    /// files `PATH.tmp-<random>` live beside it. The directory must exist.
     ///
     /// # Errors
     /// [`BackendErrorKind::Corrupt`] if the file exists and is not an intact tokenvault file
-    /// (nothing is written to it); [`BackendErrorKind::Io`] if it cannot be read.
+    /// (nothing is written to it); [`BackendErrorKind::Insecure`] if the store file or
+    /// `PATH.lock` is a symbolic link, owned by another user, or writable by others;
+    /// [`BackendErrorKind::Io`] if it cannot be read.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, BackendError> {
         let path = path.as_ref().to_path_buf();
-        let lock_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(sibling(&path, ".lock"))
-            .map_err(io_error)?;
+        private_files::check_store_file(&path)?;
+        let lock_file = private_files::open_lock_file(&sibling(&path, ".lock"))?;
         let backend = Self {
-            tmp_path: sibling(&path, ".tmp"),
             path,
             lock_file,
             cache: Mutex::new(Cache::default()),
@@ -107,15 +121,17 @@ impl FileBackend {
         f: impl FnOnce(&State) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
         let mut cache = self.cache();
-        self.lock_file.lock_shared().map_err(io_error)?;
-        let result = self.refresh(&mut cache).and_then(|()| f(&cache.state));
-        self.lock_file.unlock().map_err(io_error)?;
-        result
+        let _flock = Flock::shared(&self.lock_file)?;
+        self.refresh(&mut cache).and_then(|()| f(&cache.state))
     }
 
     /// Reloads the state if the file's write id is not the cached one.
     fn refresh(&self, cache: &mut Cache) -> Result<(), BackendError> {
-        let mut file = match File::open(&self.path) {
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(private_files::no_follow())
+            .open(&self.path);
+        let mut file = match opened {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 *cache = Cache::default();
@@ -128,7 +144,8 @@ impl FileBackend {
             ErrorKind::UnexpectedEof => corrupt("too short"),
             _ => io_error(e),
         })?;
-        let write_id: [u8; 16] = prefix[MAGIC.len() + 1..].try_into().expect("16 bytes");
+        let mut write_id = [0u8; 16];
+        write_id.copy_from_slice(&prefix[MAGIC.len() + 1..]);
         if cache.write_id == Some(write_id) {
             return Ok(());
         }
@@ -142,28 +159,21 @@ impl FileBackend {
     /// Writes `state` as a new file version; returns its write id.
     fn persist(&self, state: &State) -> Result<[u8; 16]> {
         let write_id: [u8; 16] = random_array()?;
-        let bytes = encode(state, &write_id);
-        let written = self.replace_file(&bytes);
+        let bytes = encode(state, &write_id)?;
+        let (tmp, tmp_path) = private_files::create_temp_beside(&self.path)?;
+        let written = self.replace_file(tmp, &tmp_path, &bytes);
         if written.is_err() {
-            let _ = fs::remove_file(&self.tmp_path); // ciphertext only; best effort
+            let _ = fs::remove_file(&tmp_path); // ciphertext only; best effort
         }
         written.map_err(io_error)?;
         Ok(write_id)
     }
 
-    fn replace_file(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let mut tmp = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&self.tmp_path)?;
-        // A stale temp file from a crash may have other permissions.
-        tmp.set_permissions(fs::Permissions::from_mode(0o600))?;
+    fn replace_file(&self, mut tmp: File, tmp_path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         tmp.write_all(bytes)?;
         tmp.sync_all()?;
         drop(tmp);
-        fs::rename(&self.tmp_path, &self.path)?;
+        fs::rename(tmp_path, &self.path)?;
         let dir = self
             .path
             .parent()
@@ -173,7 +183,16 @@ impl FileBackend {
     }
 }
 
-fn encode(state: &State, write_id: &[u8; 16]) -> Vec<u8> {
+fn too_big(what: &str) -> BackendError {
+    BackendError::new(
+        BackendErrorKind::Other,
+        format!("the file store format cannot hold {what}"),
+    )
+}
+
+/// The file's bytes; an id, record or header too large for its length field is an error
+/// (the vault bounds ids far below that; this guards direct backend users).
+fn encode(state: &State, write_id: &[u8; 16]) -> Result<Vec<u8>, BackendError> {
     let header = state.header.as_deref().unwrap_or_default();
     // An upper bound (every record counted with four tags): one allocation.
     let size = PREFIX_LEN
@@ -189,23 +208,15 @@ fn encode(state: &State, write_id: &[u8; 16]) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.extend_from_slice(write_id);
-    out.extend_from_slice(
-        &u32::try_from(header.len())
-            .expect("small header")
-            .to_be_bytes(),
-    );
+    let header_len = u32::try_from(header.len()).map_err(|_| too_big("a 4 GiB header"))?;
+    out.extend_from_slice(&header_len.to_be_bytes());
     out.extend_from_slice(header);
-    out.extend_from_slice(
-        &u32::try_from(state.records.len())
-            .expect("under 2^32 records")
-            .to_be_bytes(),
-    );
+    let count = u32::try_from(state.records.len()).map_err(|_| too_big("2^32 records"))?;
+    out.extend_from_slice(&count.to_be_bytes());
     for record in state.sorted() {
-        out.extend_from_slice(
-            &u16::try_from(record.id.len())
-                .expect("ids under 64 KiB")
-                .to_be_bytes(),
-        );
+        let id_len =
+            u16::try_from(record.id.len()).map_err(|_| too_big("a record id of 64 KiB"))?;
+        out.extend_from_slice(&id_len.to_be_bytes());
         out.extend_from_slice(record.id.as_bytes());
         let mask = (0..LookupField::ALL.len())
             .filter(|&i| record.tags.0[i].is_some())
@@ -214,14 +225,12 @@ fn encode(state: &State, write_id: &[u8; 16]) -> Vec<u8> {
         for (_, tag) in record.tags.iter() {
             out.extend_from_slice(tag.as_bytes());
         }
-        out.extend_from_slice(
-            &u32::try_from(record.sealed.len())
-                .expect("small record")
-                .to_be_bytes(),
-        );
+        let sealed_len =
+            u32::try_from(record.sealed.len()).map_err(|_| too_big("a 4 GiB record"))?;
+        out.extend_from_slice(&sealed_len.to_be_bytes());
         out.extend_from_slice(&record.sealed);
     }
-    out
+    Ok(out)
 }
 
 fn decode(bytes: &[u8]) -> Result<State, BackendError> {
@@ -306,8 +315,8 @@ impl Backend for FileBackend {
 
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
         let mut cache = self.cache();
-        self.lock_file.lock().map_err(io_error)?;
-        let result = self.refresh(&mut cache).map_err(Into::into).and_then(|()| {
+        let _flock = Flock::exclusive(&self.lock_file)?;
+        self.refresh(&mut cache).map_err(Into::into).and_then(|()| {
             let mut new_id = None;
             let cache = &mut *cache;
             transact_then(&mut cache.state, step, &mut |state| {
@@ -316,9 +325,7 @@ impl Backend for FileBackend {
             })?;
             cache.write_id = new_id;
             Ok(())
-        });
-        self.lock_file.unlock().map_err(io_error)?;
-        result
+        })
     }
 }
 
@@ -346,7 +353,7 @@ mod tests {
                 sealed: vec![8; 3],
             })
             .unwrap();
-        let bytes = encode(&state, &[5; 16]);
+        let bytes = encode(&state, &[5; 16]).unwrap();
         let back = decode(&bytes).unwrap();
         assert_eq!(back.header, state.header);
         assert_eq!(back.records, state.records);

@@ -57,8 +57,8 @@ impl MemoryBackend {
     }
 
     fn guard(&self) -> MutexGuard<'_, State> {
-        // A panic inside a step leaves the state as the undo log restored it, or mid-write of
-        // one map entry at worst; the maps themselves stay valid, so recover the guard.
+        // A panic inside a step unwinds through the transaction, whose drop restores the state
+        // (see `MemoryTransaction`), so a poisoned mutex still guards a consistent state.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -117,22 +117,32 @@ enum Undo {
     All(Box<State>),
 }
 
+/// A transaction over the state: every write is logged, and dropping the transaction without
+/// [`commit`](Self::commit) undoes them all. Undo on drop (not on an `Err` path only) is what
+/// makes a panicking step or persist leave the state as it was, as a rusqlite transaction does.
 struct MemoryTransaction<'a> {
     state: &'a mut State,
     undo: Vec<Undo>,
 }
 
 impl MemoryTransaction<'_> {
-    fn rollback(mut self) {
+    fn commit(mut self) {
+        self.undo.clear();
+    }
+}
+
+impl Drop for MemoryTransaction<'_> {
+    fn drop(&mut self) {
         while let Some(undo) = self.undo.pop() {
             match undo {
                 Undo::Header(old) => self.state.header = old,
                 Undo::Record { id, old } => {
                     self.state.remove(&id);
                     if let Some(old) = old {
-                        self.state
-                            .insert(old)
-                            .expect("restoring a consistent state");
+                        // Undone in reverse order, each restore lands in the state it was taken
+                        // from, where its tags were unique: it cannot conflict. (No panic here:
+                        // this may run while a panic unwinds.)
+                        let _ = self.state.insert(old);
                     }
                 }
                 Undo::All(old) => *self.state = *old,
@@ -194,7 +204,8 @@ impl Transaction for MemoryTransaction<'_> {
     }
 }
 
-/// Runs `step` on `state`, then `persist`; if either fails, every write of `step` is undone.
+/// Runs `step` on `state`, then `persist`; if either fails or panics, every write of `step` is
+/// undone.
 pub(super) fn transact_then(
     state: &mut State,
     step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>,
@@ -204,13 +215,10 @@ pub(super) fn transact_then(
         state,
         undo: Vec::new(),
     };
-    match step(&mut tx).and_then(|()| persist(tx.state)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            tx.rollback();
-            Err(e)
-        }
-    }
+    // On an error, or a panic unwinding through here, dropping `tx` undoes every write.
+    step(&mut tx).and_then(|()| persist(tx.state))?;
+    tx.commit();
+    Ok(())
 }
 
 impl Backend for MemoryBackend {
@@ -239,14 +247,17 @@ impl Backend for MemoryBackend {
     }
 
     fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {
-        let deadline = Instant::now() + timeout;
+        // A timeout past what the clock can represent waits without a deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let mut held = self
             .names
             .held
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         while held.contains(name) {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 return Err(BackendError::new(
                     BackendErrorKind::Busy,

@@ -30,6 +30,7 @@ mod memory;
 pub(crate) mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod private_files;
 mod sqlite;
 pub mod testing;
 
@@ -39,6 +40,7 @@ pub use file::FileBackend;
 pub use memory::MemoryBackend;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresBackend, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
+pub use private_files::TEMP_SUFFIX;
 pub use sqlite::{SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, SqliteBackend};
 
 pub use crate::crypto::Tag;

@@ -158,14 +158,6 @@ pub(crate) fn valid_identifier(name: &str, min: usize, max: usize) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn is_loopback(host: &url::Host) -> bool {
-    match host {
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
-    }
-}
-
 fn bad_uri(message: impl Into<String>) -> BackendError {
     error(BackendErrorKind::Other, message)
 }
@@ -231,7 +223,7 @@ pub(crate) fn client_config(
     // The `mysql` crate parses the host the same way (as a special-scheme host), so the host
     // judged here is the one it connects to.
     let host = url::Host::parse(host_text).map_err(|_| bad_uri("the URI's host is not valid"))?;
-    let loopback = is_loopback(&host);
+    let loopback = crate::loopback::is_loopback_host(&host.to_string());
 
     let mut segments = url
         .path_segments()
@@ -1420,7 +1412,16 @@ mod tests {
 
     #[test]
     fn tls_off_only_for_loopback() {
-        for host in ["127.0.0.1", "127.8.9.10", "[::1]", "localhost", "LOCALHOST"] {
+        // The crate's one loopback rule (crate::loopback): an IPv4-mapped loopback address is
+        // loopback too, as it is for PostgreSQL's sslmode=disable.
+        for host in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "[::1]",
+            "localhost",
+            "LOCALHOST",
+            "[::ffff:127.0.0.1]",
+        ] {
             let uri = format!("mysql://u:secret@{host}:3306/db?ssl_mode=disabled");
             let config = client_config(&uri, None, true).unwrap_or_else(|e| panic!("{host}: {e}"));
             assert!(config.opts.get_ssl_opts().is_none(), "{host}");
@@ -1431,7 +1432,7 @@ mod tests {
             "[2001:db8::1]",
             "128.0.0.1",
             "localhost.example.com",
-            "[::ffff:127.0.0.1]",
+            "127.0.0.1.example.com",
         ] {
             let e = refusal(&format!("mysql://u:secret@{host}/db?ssl_mode=disabled"));
             assert_eq!(e.kind(), BackendErrorKind::NotSupported, "{host}");

@@ -74,7 +74,6 @@
 //! uniqueness violations), never values.
 
 use std::error::Error as StdError;
-use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -283,14 +282,6 @@ fn valid_identifier(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
 }
 
-fn is_loopback_name(host: &str) -> bool {
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    IpAddr::from_str(bare).is_ok_and(|ip| ip.to_canonical().is_loopback())
-}
-
 fn invalid(message: impl Into<String>) -> BackendError {
     error(BackendErrorKind::Other, message)
 }
@@ -361,7 +352,7 @@ fn parse_uri(uri: &str) -> Result<Settings, BackendError> {
     let mut loopback = true;
     for host in config.get_hosts() {
         match host {
-            Host::Tcp(name) => loopback &= is_loopback_name(name),
+            Host::Tcp(name) => loopback &= crate::loopback::is_loopback_host(name),
             Host::Unix(_) => {
                 return Err(error(
                     BackendErrorKind::NotSupported,
@@ -407,8 +398,10 @@ fn percent_decode(value: &str) -> Result<String, BackendError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Exactly two hex digits: `from_str_radix` alone would take a sign (`%+f`).
             let hex = bytes
                 .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| invalid("PostgreSQL URI: bad percent-encoding"))?;
@@ -1302,27 +1295,10 @@ mod tests {
     }
 
     #[test]
-    fn loopback_names() {
-        for ok in [
-            "localhost",
-            "LOCALHOST",
-            "127.0.0.1",
-            "127.1.2.3",
-            "::1",
-            "[::1]",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_loopback_name(ok), "{ok}");
-        }
-        for bad in [
-            "db.example.com",
-            "10.0.0.1",
-            "0.0.0.0",
-            "::",
-            "localhost.evil.com",
-            "128.0.0.1",
-        ] {
-            assert!(!is_loopback_name(bad), "{bad}");
+    fn percent_decoding_takes_exactly_two_hex_digits() {
+        assert_eq!(percent_decode("/a%20b%2Fc").unwrap(), "/a b/c");
+        for bad in ["%+f", "%-1", "%g0", "%2", "%", "% 1"] {
+            assert!(percent_decode(bad).is_err(), "{bad}");
         }
     }
 

@@ -88,16 +88,20 @@ impl SqliteBackend {
     /// # Errors
     /// [`BackendErrorKind::Corrupt`] for a file that is not SQLite or a database that is not a
     /// tokenvault store (nothing is written to it); [`BackendErrorKind::NotSupported`] for a
-    /// schema newer than this build; [`BackendErrorKind::Io`] if it cannot be created or
-    /// opened.
+    /// schema newer than this build; [`BackendErrorKind::Insecure`] for a store file that is a
+    /// symbolic link, owned by another user or writable by others (SQLite itself opens its
+    /// `-wal` and `-shm` files with `O_NOFOLLOW`); [`BackendErrorKind::Io`] if it cannot be
+    /// created or opened.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, BackendError> {
         let path = path.as_ref().to_path_buf();
+        super::private_files::check_store_file(&path)?;
         // Create the file ourselves so it is 0600 from the first byte; SQLite gives its -wal
         // and -shm files the database file's permissions.
         match OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
+            .custom_flags(super::private_files::no_follow())
             .open(&path)
         {
             Ok(_) => {}

@@ -5,9 +5,14 @@
 //! `redirect_url`; older SDKs wrote 9 columns without `api_domain`. Quoting is RFC 4180
 //! (commas, quotes and newlines inside quoted fields); an empty cell is an absent value.
 
-use std::io::{Read, Write};
+use std::io::{Cursor, Read, Write};
 
-use super::{Row, field_for_column, token_from_cells};
+use zeroize::Zeroizing;
+
+use super::{
+    MAX_ROW_BYTES, Row, Rows, fields_for_columns, read_bounded, row_too_large, token_from_cells,
+    too_many_rows,
+};
 use crate::token::{OAuthToken, TokenField};
 
 /// The header this module writes: the Python SDK's, which every SDK's reader accepts.
@@ -24,7 +29,8 @@ pub const HEADER: [&str; 10] = [
     "api_domain",
 ];
 
-/// Why a CSV file cannot be read at all (as opposed to one row).
+/// Why a CSV file cannot be read at all (as opposed to one row). Messages never quote the
+/// input: columns are named by position.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CsvError {
@@ -34,11 +40,24 @@ pub enum CsvError {
     /// The file is not CSV.
     #[error("unreadable CSV: {0}")]
     Csv(String),
+    /// The file is larger than [`MAX_INPUT_BYTES`](super::MAX_INPUT_BYTES) or has more than
+    /// [`MAX_ROWS`](super::MAX_ROWS) rows.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
-/// Reads a FileStore CSV into rows. A row with the wrong number of cells, a bad
-/// `expiry_time`, or ambiguous quoting (below) is a refused row; a wrong header fails the whole
-/// file.
+/// Reads a FileStore CSV into rows, all at once; [`rows`] reads them one at a time.
+///
+/// # Errors
+/// As [`rows`].
+pub fn read(input: impl Read) -> Result<Vec<Row>, CsvError> {
+    rows(input)?.collect_all().map_err(CsvError::Csv)
+}
+
+/// Reads a FileStore CSV as rows, one at a time. A row with the wrong number of cells, a bad
+/// `expiry_time`, more than [`MAX_ROW_BYTES`] of cell text, or ambiguous quoting (below) is a
+/// refused row; a wrong header fails the whole file. The input (at most
+/// [`MAX_INPUT_BYTES`](super::MAX_INPUT_BYTES)) is held in memory, the tokens are not.
 ///
 /// Quoting: the Python and Java SDKs quote only values that need it (RFC 4180); old Java
 /// files quote every value; the Node SDK never quotes, so a Node value that starts with `"`
@@ -47,63 +66,107 @@ pub enum CsvError {
 /// style) is quoted without needing it.
 ///
 /// # Errors
-/// [`CsvError`] for a missing or unknown header, or input that is not CSV.
-pub fn read(mut input: impl Read) -> Result<Vec<Row>, CsvError> {
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    input
-        .read_to_end(&mut bytes)
-        .map_err(|e| CsvError::Csv(e.to_string()))?;
+/// [`CsvError`] for a missing or unknown header, input that is not CSV, input larger than
+/// [`MAX_INPUT_BYTES`](super::MAX_INPUT_BYTES), or more than [`MAX_ROWS`](super::MAX_ROWS) rows.
+pub fn rows(input: impl Read) -> Result<Rows<'static>, CsvError> {
+    let bytes = read_bounded(input).map_err(CsvError::TooLarge)?;
+    let quote_all = bytes.first() == Some(&b'"');
+    let total = count_records(&bytes);
+    if total > super::MAX_ROWS {
+        return Err(CsvError::TooLarge(too_many_rows("the file", total)));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(bytes.as_slice());
+        .from_reader(Cursor::new(bytes));
     let header = reader
         .headers()
         .map_err(|e| CsvError::Csv(csv_reason(&e)))?
         .clone();
-    let mut fields = Vec::with_capacity(header.len());
-    for name in &header {
-        let field = field_for_column(name)
-            .ok_or_else(|| CsvError::Header(format!("unknown column {name:?}")))?;
-        if fields.contains(&field) {
-            return Err(CsvError::Header(format!("column {name:?} appears twice")));
-        }
-        fields.push(field);
-    }
+    let fields = fields_for_columns(&header, |n| {
+        // An unknown first column most likely is data: the file has no header line.
+        let hint = if n == 1 {
+            "; is the header line missing?"
+        } else {
+            ""
+        };
+        format!("column {n} is not a Zoho FileStore column{hint}")
+    })
+    .map_err(CsvError::Header)?;
     if !fields.contains(&TokenField::Id) || fields.len() < 9 {
         return Err(CsvError::Header(format!(
             "expected the 9 or 10 FileStore columns, found {}",
             fields.len()
         )));
     }
-    let quote_all = bytes.first() == Some(&b'"');
-    let mut rows = Vec::new();
-    let mut record = csv::StringRecord::new();
-    for number in 1.. {
-        let start = reader.position().byte() as usize;
-        let token = match reader.read_record(&mut record) {
-            Ok(false) => break,
+    let rows = CsvRows {
+        reader,
+        fields,
+        quote_all,
+        record: csv::StringRecord::new(),
+        number: 0,
+    };
+    Ok(Rows::new(rows, Some(total)))
+}
+
+/// The number of data records (not the header) in `bytes`, as [`CsvRows`] will read them.
+fn count_records(bytes: &[u8]) -> u64 {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut record = csv::ByteRecord::new();
+    let mut total = 0;
+    // A byte record has no UTF-8 errors, and a slice no I/O errors: any error is the end.
+    while let Ok(true) = reader.read_byte_record(&mut record) {
+        total += 1;
+    }
+    total
+}
+
+/// The data rows of a FileStore CSV, parsed as they are asked for.
+struct CsvRows {
+    reader: csv::Reader<Cursor<Zeroizing<Vec<u8>>>>,
+    fields: Vec<TokenField>,
+    quote_all: bool,
+    record: csv::StringRecord,
+    number: u64,
+}
+
+impl Iterator for CsvRows {
+    type Item = Result<Row, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.reader.position().byte() as usize;
+        let token = match self.reader.read_record(&mut self.record) {
+            Ok(false) => return None,
+            Err(e) if e.is_io_error() => return Some(Err(csv_reason(&e))),
             Err(e) => Err(format!("unreadable row: {}", csv_reason(&e))),
-            Ok(true) if record.len() != fields.len() => Err(format!(
+            Ok(true) if self.record.len() != self.fields.len() => Err(format!(
                 "{} cells where the header has {}",
-                record.len(),
-                fields.len()
+                self.record.len(),
+                self.fields.len()
             )),
+            Ok(true) if self.record.as_slice().len() as u64 > MAX_ROW_BYTES => Err(row_too_large()),
             Ok(true) => {
-                let raw = &bytes[start..reader.position().byte() as usize];
-                check_quoting(raw, quote_all).and_then(|()| {
+                let end = self.reader.position().byte() as usize;
+                let raw = &self.reader.get_ref().get_ref()[start..end];
+                check_quoting(raw, self.quote_all).and_then(|()| {
                     token_from_cells(
-                        fields
+                        self.fields
                             .iter()
-                            .zip(record.iter())
+                            .zip(self.record.iter())
                             .map(|(f, v)| (*f, Some(v.to_owned()))),
                     )
                 })
             }
         };
-        rows.push(Row { number, token });
+        self.number += 1;
+        Some(Ok(Row {
+            number: self.number,
+            token,
+        }))
     }
-    Ok(rows)
 }
 
 /// Refuses a raw CSV record whose quoting is ambiguous (see [`read`]).
@@ -222,6 +285,50 @@ mod tests {
                 .expose_secret(),
             "se\"cret"
         );
+    }
+
+    #[test]
+    fn a_file_without_its_header_quotes_none_of_its_cells() {
+        let headless = "rt-FIRST-CELL,u@example.com,1000.X,cs-HEADLESS,rt-HEADLESS,,,,,\n";
+        let Err(e) = read(headless.as_bytes()) else {
+            panic!("a headless file read")
+        };
+        let e = e.to_string();
+        assert!(e.contains("column 1") && e.contains("header"), "{e}");
+        for cell in headless.trim_end().split(',').filter(|c| !c.is_empty()) {
+            assert!(!e.contains(cell), "{e} quotes {cell}");
+        }
+        // A repeated column is named by its positions and the field (not the file's text).
+        let Err(e) = read("id,user_mail,user_name\n".as_bytes()) else {
+            panic!("a repeated column read")
+        };
+        let e = e.to_string();
+        assert!(e.contains("columns 2 and 3 both hold user_name"), "{e}");
+    }
+
+    #[test]
+    fn bounds_on_rows_and_their_size() {
+        let big = "x".repeat(MAX_ROW_BYTES as usize);
+        let rows =
+            read(format!("{HEADER}1,u,c,{big},r,,,,,\n2,v,c,s,r2,,,,,\n").as_bytes()).unwrap();
+        assert!(
+            rows[0]
+                .token
+                .as_ref()
+                .unwrap_err()
+                .contains("MAX_ROW_BYTES")
+        );
+        assert!(rows[1].token.is_ok());
+
+        let mut many = String::from(HEADER);
+        for _ in 0..=crate::import::MAX_ROWS {
+            many.push_str(",,,,,,,,,\n");
+        }
+        let Err(e) = super::rows(many.as_bytes()) else {
+            panic!("more than MAX_ROWS rows read")
+        };
+        let e = e.to_string();
+        assert!(e.contains("MAX_ROWS") && e.contains("1000001"), "{e}");
     }
 
     #[test]

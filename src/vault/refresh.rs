@@ -1,7 +1,7 @@
 //! Refresh without races: one process spends a refresh token, the others use its result.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::EncryptedStore;
 use crate::backend::Backend;
@@ -43,8 +43,9 @@ impl<E> From<Error> for RefreshError<E> {
 }
 
 /// Whether `token` must be refreshed: expired, expiring within `skew`, or of unknown expiry.
+/// A skew past what the clock can represent makes every token due.
 pub fn needs_refresh(token: &OAuthToken, skew: Duration) -> bool {
-    token.access_token().is_none() || token.is_expired_at(SystemTime::now() + skew)
+    token.access_token().is_none() || token.expires_within(skew)
 }
 
 impl<B: Backend> EncryptedStore<B> {

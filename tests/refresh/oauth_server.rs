@@ -22,6 +22,15 @@ pub enum Mode {
     InvalidGrant,
     /// HTTP 200 with a body that is not JSON.
     Malformed,
+    /// A hostile endpoint: this status and body, and a `Location` header if given.
+    Canned {
+        /// HTTP status.
+        status: u16,
+        /// Body, sent as is.
+        body: &'static str,
+        /// `Location` header (for redirects).
+        location: Option<&'static str>,
+    },
 }
 
 struct State {
@@ -183,7 +192,16 @@ fn serve(conn: TcpStream, shared: &Shared) {
     if let Mode::Slow(delay) = mode {
         std::thread::sleep(delay);
     }
+    let mut location = None;
     let (status, answer) = match mode {
+        Mode::Canned {
+            status,
+            body,
+            location: to,
+        } => {
+            location = to;
+            (status, body.to_owned())
+        }
         Mode::InvalidGrant => (400, r#"{"error":"invalid_grant"}"#.to_owned()),
         Mode::Malformed => (200, "<html>not json</html>".to_owned()),
         Mode::Normal | Mode::Slow(_) => {
@@ -209,10 +227,15 @@ fn serve(conn: TcpStream, shared: &Shared) {
         }
     };
     let mut conn = conn;
-    let reason = if status == 200 { "OK" } else { "Bad Request" };
+    let reason = match status {
+        200 => "OK",
+        300..400 => "Found",
+        _ => "Bad Request",
+    };
+    let location = location.map_or_else(String::new, |to| format!("Location: {to}\r\n"));
     let _ = write!(
         conn,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        "HTTP/1.1 {status} {reason}\r\n{location}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
         answer.len()
     );
 }

@@ -197,9 +197,13 @@ pub enum Command {
     /// Copy every record into a new store at URI, sealed under fresh keys.
     #[command(after_help = "Example:\n  tokenvault migrate --to file:./tokens.tv")]
     Migrate {
-        /// The destination store (must not exist yet).
+        /// The destination store (must not exist yet, unless --resume).
         #[arg(long, value_name = "URI")]
         to: String,
+        /// Continue an interrupted migrate into the destination it created (records already
+        /// copied are saved again with the same values).
+        #[arg(long)]
+        resume: bool,
     },
 }
 

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use tokenvault::{Argon2Params, Credential, EncryptedStore};
+use tokenvault::{Argon2Params, Credential, EncryptedStore, KeySlotKind};
 
 use crate::CliError;
 use crate::cli::{KeyKind, SlotAction};
@@ -12,6 +12,7 @@ use crate::open::{
     NEW_PASSPHRASE_SOURCES, PASSPHRASE_SOURCES, Store, StoreUri, Unlock, raw_key_from_env,
     read_secret,
 };
+use crate::output::escape_controls;
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise.
 pub fn progress_bar(what: &str) -> indicatif::ProgressBar {
@@ -105,7 +106,7 @@ pub fn verify(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, Cli
         )?;
     } else {
         for (id, e) in &report.failed {
-            writeln!(out, "FAILED {id}: {e}")?;
+            writeln!(out, "FAILED {}: {e}", escape_controls(id))?;
         }
         writeln!(
             out,
@@ -188,10 +189,12 @@ pub fn destroy(uri: &StoreUri, yes: bool) -> Result<ExitCode, CliError> {
         return Err(uri.error(tokenvault::Error::NoStore));
     }
     // The keychain entry first: if it cannot be deleted, the store is still there to retry.
-    let store_id = tokenvault::inspect(&*uri.backend()?)
-        .map(|info| info.store_id)
-        .ok();
-    if let Some(id) = &store_id {
+    // Only a store with a keychain slot has one: a passphrase-only store needs no keychain.
+    let keychain_store_id = tokenvault::inspect(&*uri.backend()?)
+        .ok()
+        .filter(|info| info.slots.iter().any(|s| s.kind == KeySlotKind::Keychain))
+        .map(|info| info.store_id);
+    if let Some(id) = &keychain_store_id {
         tokenvault::keychain::delete_entry(id).map_err(|e| uri.error(e))?;
     }
     let removed = uri.remove_files()?;
@@ -199,7 +202,7 @@ pub fn destroy(uri: &StoreUri, yes: bool) -> Result<ExitCode, CliError> {
         std::io::stdout(),
         "destroyed {uri} ({} file(s){})",
         removed,
-        if store_id.is_some() {
+        if keychain_store_id.is_some() {
             ", keychain entry"
         } else {
             ""

@@ -4,6 +4,7 @@ mod cli;
 mod keys;
 mod oauth;
 mod open;
+mod output;
 mod records;
 mod transfer;
 
@@ -88,7 +89,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if e.code == 0 => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tokenvault: {}", e.message);
+            // Messages may name ids or user names from the store: never raw on a terminal.
+            eprintln!("tokenvault: {}", output::escape_controls(&e.message));
             ExitCode::from(e.code)
         }
     }
@@ -125,7 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             out,
             force,
         } => transfer::export(&unlock, &uri, format, plaintext, out.as_deref(), force),
-        Command::Migrate { to } => transfer::migrate(&unlock, &uri, &to),
+        Command::Migrate { to, resume } => transfer::migrate(&unlock, &uri, &to, resume),
         Command::AccessToken {
             id,
             user,

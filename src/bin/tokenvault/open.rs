@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use tokenvault::backend::{Backend, FileBackend, SqliteBackend};
+use tokenvault::uri::StoreUri as Uri;
 use tokenvault::{Credential, EncryptedStore, Error, KeySlotKind, RawKey, StoreInfo};
 use zeroize::Zeroizing;
 
@@ -16,35 +17,14 @@ use crate::CliError;
 /// An open store, whatever its backend.
 pub type Store = EncryptedStore<Box<dyn Backend>>;
 
-/// Where a store lives.
+/// Where a store lives: the library's parsed URI, with what the CLI adds (the default store,
+/// opening with directory creation, deleting files, naming the store in errors).
 #[derive(Clone, Debug)]
-pub enum StoreUri {
-    /// `sqlite:PATH`
-    Sqlite(PathBuf),
-    /// `file:PATH`
-    File(PathBuf),
-    /// `postgres://…` or `mysql://…`: a store on a database server.
-    Server(String),
-}
+pub struct StoreUri(tokenvault::uri::StoreUri);
 
 impl fmt::Display for StoreUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreUri::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
-            StoreUri::File(p) => write!(f, "file:{}", p.display()),
-            // Never print the password.
-            StoreUri::Server(uri) => match uri
-                .split_once("://")
-                .and_then(|(s, rest)| Some((s, rest.split_once('@')?)))
-            {
-                Some((scheme, (credentials, host))) => {
-                    let user = credentials.split(':').next().unwrap_or_default();
-                    let host = host.split('?').next().unwrap_or_default();
-                    write!(f, "{scheme}://{user}@{host}")
-                }
-                None => f.write_str(uri.split('?').next().unwrap_or_default()),
-            },
-        }
+        self.0.fmt(f) // never shows a password
     }
 }
 
@@ -52,31 +32,11 @@ impl StoreUri {
     /// Parses `sqlite:PATH`, `file:PATH`, `postgres://…` or `mysql://…`; `None` gives the
     /// default store.
     pub fn parse(text: Option<&str>) -> Result<StoreUri, CliError> {
-        let Some(text) = text else {
-            return Self::default_store();
-        };
-        if let Some(path) = text.strip_prefix("sqlite:") {
-            return Self::non_empty(path).map(StoreUri::Sqlite);
-        }
-        if let Some(path) = text.strip_prefix("file:") {
-            return Self::non_empty(path).map(StoreUri::File);
-        }
-        if ["postgres://", "postgresql://", "mysql://"]
-            .iter()
-            .any(|s| text.starts_with(s))
-        {
-            return Ok(StoreUri::Server(text.to_owned()));
-        }
-        Err(CliError::usage(
-            "unknown store URI; use sqlite:PATH, file:PATH, postgres://… or mysql://…",
-        ))
-    }
-
-    fn non_empty(path: &str) -> Result<PathBuf, CliError> {
-        if path.is_empty() {
-            Err(CliError::usage("the store URI has no path"))
-        } else {
-            Ok(PathBuf::from(path))
+        match text {
+            None => Self::default_store(),
+            Some(text) => tokenvault::uri::StoreUri::parse(text)
+                .map(StoreUri)
+                .map_err(|e| CliError::usage(e.to_string())),
         }
     }
 
@@ -87,14 +47,13 @@ impl StoreUri {
                 "cannot find the user's data directory; pass --store or set TOKENVAULT_STORE",
             )
         })?;
-        Ok(StoreUri::Sqlite(dir.join("tokenvault").join("tokens.db")))
+        Ok(StoreUri(tokenvault::uri::StoreUri::Sqlite(
+            dir.join("tokenvault").join("tokens.db"),
+        )))
     }
 
     fn path(&self) -> Option<&Path> {
-        match self {
-            StoreUri::Sqlite(p) | StoreUri::File(p) => Some(p),
-            StoreUri::Server(_) => None,
-        }
+        self.0.path()
     }
 
     /// Whether the store's file exists (a store may still be empty inside); a server store is
@@ -116,35 +75,41 @@ impl StoreUri {
                 .create(dir)
                 .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let opened: Result<Box<dyn Backend>, _> = match self {
-            StoreUri::Sqlite(p) => SqliteBackend::open(p).map(|b| Box::new(b) as Box<dyn Backend>),
-            StoreUri::File(p) => FileBackend::open(p).map(|b| Box::new(b) as Box<dyn Backend>),
-            StoreUri::Server(uri) if uri.starts_with("mysql://") => server_backend::mysql(uri),
-            StoreUri::Server(uri) => server_backend::postgres(uri),
+        let opened: Result<Box<dyn Backend>, _> = match &self.0 {
+            Uri::Sqlite(p) => SqliteBackend::open(p).map(|b| Box::new(b) as Box<dyn Backend>),
+            Uri::File(p) => FileBackend::open(p).map(|b| Box::new(b) as Box<dyn Backend>),
+            Uri::Server(uri) if uri.starts_with("mysql://") => server_backend::mysql(uri),
+            Uri::Server(uri) => server_backend::postgres(uri),
+            _ => return Err(CliError::usage("this build cannot open that kind of store")),
         };
         opened.map_err(|e| CliError::failure(format!("{self}: {e}")))
     }
 
-    /// Deletes the store's files (database and journals, or file, lock and temp file);
+    /// Deletes the store's files (database and journals, or file, lock and temp files);
     /// returns how many existed.
     pub fn remove_files(&self) -> Result<usize, CliError> {
-        let suffixes: &[&str] = match self {
-            StoreUri::Sqlite(_) => &["", "-wal", "-shm", "-journal"],
-            StoreUri::File(_) => &["", ".lock", ".tmp"],
-            StoreUri::Server(_) => {
+        let (path, suffixes): (&Path, &[&str]) = match &self.0 {
+            Uri::Sqlite(p) => (p, &["", "-wal", "-shm", "-journal"]),
+            Uri::File(p) => (p, &["", ".lock"]),
+            _ => {
                 return Err(CliError::failure(
                     "destroy removes file stores; for a server store, `purge --yes` and drop its tables",
                 ));
             }
         };
+        let mut names: Vec<std::ffi::OsString> = suffixes
+            .iter()
+            .map(|suffix| {
+                let mut name = path.as_os_str().to_owned();
+                name.push(suffix);
+                name
+            })
+            .collect();
+        if matches!(self.0, Uri::File(_)) {
+            names.extend(stale_temp_files(path));
+        }
         let mut removed = 0;
-        for suffix in suffixes {
-            let mut name = self
-                .path()
-                .expect("file stores have a path")
-                .as_os_str()
-                .to_owned();
-            name.push(suffix);
+        for name in names {
             match fs::remove_file(&name) {
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -169,6 +134,29 @@ impl StoreUri {
             other => format!("{self}: {other}"),
         })
     }
+}
+
+/// Temporary files a crashed writer of the file store at `path` left (`PATH.tmp-<random>`).
+fn stale_temp_files(path: &Path) -> Vec<std::ffi::OsString> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut prefix = name.to_owned();
+    prefix.push(tokenvault::backend::TEMP_SUFFIX);
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n.as_encoded_bytes().starts_with(prefix.as_encoded_bytes()))
+        .map(|n| dir.join(n).into_os_string())
+        .collect()
 }
 
 /// Where the current passphrase may come from: environment variable and option.

@@ -9,13 +9,22 @@ use zeroize::Zeroizing;
 
 use crate::CliError;
 use crate::open::{Store, StoreUri, Unlock};
+use crate::output::escape_controls;
 
 /// All of stdin, in a buffer that is cleared when dropped.
 pub fn read_stdin() -> Result<Zeroizing<String>, CliError> {
     let mut text = Zeroizing::new(String::new());
+    let limit = tokenvault::import::MAX_INPUT_BYTES;
     std::io::stdin()
+        .take(limit + 1)
         .read_to_string(&mut text)
         .map_err(|e| CliError::failure(format!("cannot read stdin: {e}")))?;
+    if text.len() as u64 > limit {
+        return Err(CliError::failure(format!(
+            "stdin holds more than {} MiB; refusing to read it",
+            limit >> 20
+        )));
+    }
     Ok(text)
 }
 
@@ -62,7 +71,7 @@ pub fn save(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliEr
         };
         let id = token.id().unwrap_or_default().to_owned();
         if !json {
-            writeln!(out, "{id}")?;
+            writeln!(out, "{}", escape_controls(&id))?;
         }
         results.push(serde_json::json!({
             "id": id,
@@ -107,7 +116,7 @@ pub fn get(
                 ))
             })?;
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", value.as_str())?;
+            writeln!(out, "{}", escape_controls(value.as_str()))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -181,10 +190,10 @@ pub fn list(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliEr
         return Ok(ExitCode::SUCCESS);
     }
     // Wide enough for the longest id (legacy Zoho ids run to 28 characters).
+    let shown = |value: Option<&str>| escape_controls(value.unwrap_or("-")).into_owned();
     let id_width = tokens
         .iter()
-        .filter_map(|t| t.id())
-        .map(str::len)
+        .map(|t| shown(t.id()).chars().count())
         .max()
         .unwrap_or(0)
         .max(16);
@@ -197,10 +206,10 @@ pub fn list(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliEr
         writeln!(
             out,
             "{:<id_width$}  {:<32} {:<28} {:<28} {:<21} {}",
-            t.id().unwrap_or("-"),
-            t.user_name().unwrap_or("-"),
-            t.client_id().unwrap_or("-"),
-            t.api_domain().unwrap_or("-"),
+            shown(t.id()),
+            shown(t.user_name()),
+            shown(t.client_id()),
+            shown(t.api_domain()),
             t.expiry_time().map_or_else(|| "-".to_owned(), iso8601),
             if t.expiry_time().is_none() {
                 "-"
@@ -241,19 +250,14 @@ pub fn prune(
     if !expired {
         return Err(CliError::usage("say what to prune: --expired"));
     }
-    let store = unlock.open(uri)?;
-    let now = SystemTime::now();
-    let mut pruned = 0;
     // Only records whose expiry is known and past: a record without expiry (e.g. refresh
-    // token only) is not expired, it just has no access token yet.
-    for token in store.get_tokens().map_err(|e| uri.error(e))? {
-        if has_expired(&token, now) {
-            store
-                .delete_token(token.id().unwrap_or_default())
-                .map_err(|e| uri.error(e))?;
-            pruned += 1;
-        }
-    }
+    // token only) is not expired, it just has no access token yet. Each deletion re-checks
+    // the record atomically, so one refreshed meanwhile by another process is kept.
+    let pruned = unlock
+        .open(uri)?
+        .prune_expired(SystemTime::now())
+        .map_err(|e| uri.error(e))?
+        .len();
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::json!({ "pruned": pruned }))?;

@@ -22,22 +22,35 @@ pub fn import(
     json: bool,
 ) -> Result<ExitCode, CliError> {
     let unreadable = |reason: String| CliError::failure(format!("{}: {reason}", file.display()));
-    let rows = match format {
-        ImportFormat::ZohoCsv => {
-            let input = File::open(file).map_err(|e| unreadable(e.to_string()))?;
-            zoho_csv::read(input).map_err(|e| unreadable(e.to_string()))?
-        }
-        ImportFormat::ZohoSqlite => import::zoho_sqlite::read(file).map_err(unreadable)?,
-        ImportFormat::ZohoMysql => zoho_mysql(file)?,
-        ImportFormat::Json => {
-            let input = File::open(file).map_err(|e| unreadable(e.to_string()))?;
-            import::json::read(input).map_err(unreadable)?
-        }
+    // A CSV or JSON file is read into memory: one too large is refused before it is read.
+    let open = || {
+        let input = File::open(file).map_err(|e| unreadable(e.to_string()))?;
+        let len = input
+            .metadata()
+            .map_err(|e| unreadable(e.to_string()))?
+            .len();
+        import::check_input_size(len).map_err(unreadable)?;
+        Ok::<_, CliError>(input)
     };
     let bar = progress_bar("importing");
-    bar.set_length(rows.len() as u64);
-    let summary = import::import(store, rows, &mut |done| bar.set_position(done))
-        .map_err(|e| uri.error(e))?;
+    // Rows are read one at a time, as they are saved.
+    let run = |rows: import::Rows<'_>| {
+        if let Some(total) = rows.total() {
+            bar.set_length(total);
+        }
+        import::import(store, rows, &mut |done| bar.set_position(done))
+    };
+    let summary = match format {
+        ImportFormat::ZohoCsv => {
+            run(zoho_csv::rows(open()?).map_err(|e| unreadable(e.to_string()))?)
+        }
+        ImportFormat::ZohoSqlite => {
+            import::zoho_sqlite::read_with(file, run).map_err(unreadable)?
+        }
+        ImportFormat::ZohoMysql => zoho_mysql(file, run)?,
+        ImportFormat::Json => run(import::json::rows(open()?).map_err(unreadable)?),
+    }
+    .map_err(|e| uri.error(e))?;
     bar.finish_and_clear();
     if json {
         let refused: Vec<_> = summary
@@ -118,39 +131,69 @@ pub fn export(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn migrate(unlock: &Unlock, uri: &StoreUri, to: &str) -> Result<ExitCode, CliError> {
+pub fn migrate(
+    unlock: &Unlock,
+    uri: &StoreUri,
+    to: &str,
+    resume: bool,
+) -> Result<ExitCode, CliError> {
     let dest_uri = StoreUri::parse(Some(to))?;
     let (store, credential) = unlock.open_with_credential(uri)?;
-    let dest: Store =
-        EncryptedStore::create(dest_uri.backend()?, &credential).map_err(|e| dest_uri.error(e))?;
-    let tokens = store.get_tokens().map_err(|e| uri.error(e))?;
-    let bar = progress_bar("migrating");
-    bar.set_length(tokens.len() as u64);
-    for (i, mut token) in tokens.into_iter().enumerate() {
-        dest.save_token(&mut token).map_err(|e| dest_uri.error(e))?;
-        bar.set_position(i as u64 + 1);
+    // The destination is created with the credential that opened the source, so a resumed
+    // migrate opens it with the same one.
+    let dest: Store = if resume {
+        if !dest_uri.exists() {
+            return Err(dest_uri.error(tokenvault::Error::NoStore));
+        }
+        EncryptedStore::open(dest_uri.backend()?, &credential)
+    } else {
+        EncryptedStore::create(dest_uri.backend()?, &credential)
     }
+    .map_err(|e| match e {
+        tokenvault::Error::StoreExists => CliError::failure(format!(
+            "store {dest_uri} already exists; if an interrupted migrate left it, run the same \
+             command with --resume to finish it, or remove it first"
+        )),
+        e => dest_uri.error(e),
+    })?;
+    let bar = progress_bar("migrating");
+    let report = store
+        .copy_into(&dest, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .map_err(|e| match e {
+            tokenvault::Error::Backend(_) | tokenvault::Error::Conflict { .. } => dest_uri.error(e),
+            e => uri.error(e),
+        })?;
     bar.finish_and_clear();
-    let copied = dest.get_tokens().map_err(|e| dest_uri.error(e))?.len();
     writeln!(
         std::io::stdout(),
-        "migrated {copied} token(s) to {dest_uri}, sealed under new keys"
+        "migrated {} token(s) to {dest_uri}, sealed under new keys{}",
+        report.inserted + report.updated,
+        if report.updated > 0 {
+            format!(" ({} already there from an earlier run)", report.updated)
+        } else {
+            String::new()
+        }
     )?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Rows of a Zoho DBStore's `oauthtoken` table on MySQL; `uri` names the database.
+/// Imports the rows of a Zoho DBStore's `oauthtoken` table on MySQL, one at a time, through
+/// `run`; `uri` names the database.
 #[cfg(feature = "mysql")]
-fn zoho_mysql(uri: &Path) -> Result<Vec<import::Row>, CliError> {
+fn zoho_mysql<T>(uri: &Path, run: impl FnOnce(import::Rows<'_>) -> T) -> Result<T, CliError> {
     let text = uri
         .to_str()
         .ok_or_else(|| CliError::usage("the MySQL URI is not UTF-8"))?;
-    let shown = StoreUri::Server(text.to_owned()); // displays without the password
-    import::zoho_mysql::read(text).map_err(|e| CliError::failure(format!("{shown}: {e}")))
+    // Displays without the password.
+    let shown = tokenvault::uri::StoreUri::Server(text.to_owned());
+    import::zoho_mysql::read_with(text, run).map_err(|e| CliError::failure(format!("{shown}: {e}")))
 }
 
 #[cfg(not(feature = "mysql"))]
-fn zoho_mysql(_: &Path) -> Result<Vec<import::Row>, CliError> {
+fn zoho_mysql<T>(_: &Path, _: impl FnOnce(import::Rows<'_>) -> T) -> Result<T, CliError> {
     Err(CliError::failure(
         "this build has no MySQL support (the `mysql` feature)",
     ))
