@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A first session with the tokenvault CLI on the default SQLite backend, in a scratch
 # directory: create a store, save a token from JSON, get it back, check the store.
-# Run after `cargo install --locked --path .` (or set TOKENVAULT_BIN to a built binary).
+# Run after `cargo install --locked --path cli` (or set TOKENVAULT_BIN to a built binary).
 set -euo pipefail
 tv=${TOKENVAULT_BIN:-tokenvault}
 dir=$(mktemp -d)

@@ -1,7 +1,7 @@
 //! Settings that weaken the store, for tests only. Nothing here is reachable by accident: each
 //! call says what it gives up.
 
-use crate::crypto::Argon2Params;
+use crate::crypto::{Argon2Params, KdfFloor};
 use crate::keys::Credential;
 use crate::store::Result;
 
@@ -12,7 +12,12 @@ use crate::store::Result;
 /// [`Error::KdfParamsOutOfBounds`](crate::Error::KdfParamsOutOfBounds) above the ceiling or
 /// below what Argon2 itself accepts.
 pub fn insecure_argon2_params(m_kib: u32, t: u32, p: u32) -> Result<Argon2Params> {
-    Argon2Params::insecure(m_kib, t, p)
+    Ok(Argon2Params::bounded(
+        m_kib,
+        t,
+        p,
+        KdfFloor::InsecureAllowed,
+    )?)
 }
 
 /// A passphrase credential that opens stores whose Argon2id cost is below the floor (the

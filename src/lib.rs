@@ -43,11 +43,14 @@ mod crypto;
 pub mod danger;
 mod format;
 pub mod import;
+#[cfg(feature = "async")]
+pub mod integrations;
 mod keys;
 pub mod loopback;
 mod matching;
 #[cfg(feature = "oauth")]
 pub mod oauth;
+mod open;
 pub mod store;
 pub mod token;
 pub mod uri;
@@ -56,18 +59,21 @@ pub mod vault;
 pub use crypto::{Argon2Params, Tag};
 #[cfg(feature = "keychain")]
 pub use keys::keychain;
-pub use keys::{Credential, RawKey};
+pub use keys::{Credential, CredentialChoice, CredentialError, PassphraseOrigin, RawKey};
 pub use matching::LookupField;
+pub use open::{Store, create, open, open_backend};
 pub use store::{BackendError, BackendErrorKind, Error, Result, Subject, TokenStore};
 pub use token::{
     AccessToken, ClientSecret, GrantToken, OAuthToken, RefreshToken, TokenField, UserSignature,
 };
+#[cfg(feature = "oauth")]
+pub use vault::AccessOptions;
 pub use vault::{
     CopyReport, DEFAULT_REFRESH_SKEW, EncryptedStore, KeySlotKind, KeyUsage, RefreshError,
     RotationReport, Saved, SlotInfo, StoreInfo, StoreOptions, VerifyReport, inspect,
 };
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests (they use the `oauth` feature).
+#[cfg(all(doctest, feature = "oauth", feature = "sqlite"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -96,6 +96,40 @@ impl fmt::Display for Subject {
     }
 }
 
+/// What kind of credential opens a key slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeySlotKind {
+    /// A passphrase (Argon2id).
+    Passphrase,
+    /// A 32-byte key held by the application.
+    RawKey,
+    /// A secret in the OS keychain.
+    Keychain,
+    /// A kind written by a newer build, by its code.
+    Unknown(u8),
+}
+
+impl fmt::Display for KeySlotKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySlotKind::Passphrase => f.write_str("passphrase"),
+            KeySlotKind::RawKey => f.write_str("raw key"),
+            KeySlotKind::Keychain => f.write_str("keychain"),
+            KeySlotKind::Unknown(code) => write!(f, "unknown (code {code})"),
+        }
+    }
+}
+
+/// `kinds` as a comma-separated list, for messages.
+pub(crate) fn list_kinds(kinds: &[KeySlotKind]) -> String {
+    kinds
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Everything that can go wrong. No variant carries secret material; cryptographic failures
 /// say *what* failed, never *why*.
 #[derive(Debug, thiserror::Error)]
@@ -108,12 +142,15 @@ pub enum Error {
 
     /// The store has no key slot of the credential's kind (e.g. a passphrase for a store that
     /// only has a raw-key slot).
-    #[error("this store has no {kind} key slot; open it with one of its slots: {available}")]
+    #[error(
+        "this store has no {kind} key slot; open it with one of its slots: {}",
+        list_kinds(.available)
+    )]
     NoMatchingSlot {
         /// The credential's kind.
-        kind: &'static str,
-        /// The kinds of slot the store has.
-        available: String,
+        kind: KeySlotKind,
+        /// The kinds of the store's slots, in slot order (a kind repeats for each slot of it).
+        available: Vec<KeySlotKind>,
     },
 
     /// Bytes failed authentication or do not parse: altered, truncated, extended, or moved
@@ -216,6 +253,11 @@ pub enum Error {
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed")]
     Random,
+
+    /// A store URI that is not valid ([`crate::uri`]); it is never quoted (it may hold a
+    /// password).
+    #[error(transparent)]
+    Uri(#[from] crate::uri::UriError),
 
     /// The storage backend failed.
     #[error(transparent)]

@@ -1,5 +1,5 @@
-//! Store URIs: `sqlite:PATH`, `file:PATH`, `postgres://…` (or `postgresql://…`) and
-//! `mysql://…`.
+//! Store URIs: `sqlite:PATH`, `file:PATH`, `memory:`, `postgres://…` (or `postgresql://…`)
+//! and `mysql://…`.
 //!
 //! A parsed [`StoreUri`] displays without any password: a server URI shows as
 //! `scheme://user@host…` with everything between the user name and the *last* `@` left out
@@ -17,6 +17,8 @@ pub enum StoreUri {
     Sqlite(PathBuf),
     /// `file:PATH`: one file, for small stores.
     File(PathBuf),
+    /// `memory:`: a new, empty store in this process's memory (tests, short-lived tools).
+    Memory,
     /// `postgres://…`, `postgresql://…` or `mysql://…`: a store on a database server. The
     /// text is kept as given (password included) for the backend; it is never displayed.
     Server(String),
@@ -27,7 +29,7 @@ pub enum StoreUri {
 #[non_exhaustive]
 pub enum UriError {
     /// Not one of the supported schemes.
-    #[error("unknown store URI; use sqlite:PATH, file:PATH, postgres://… or mysql://…")]
+    #[error("unknown store URI; use sqlite:PATH, file:PATH, memory:, postgres://… or mysql://…")]
     UnknownScheme,
     /// `sqlite:` or `file:` without a path.
     #[error("the store URI has no path")]
@@ -59,6 +61,9 @@ impl StoreUri {
         if let Some(p) = text.strip_prefix("file:") {
             return path(p).map(StoreUri::File);
         }
+        if text == "memory:" {
+            return Ok(StoreUri::Memory);
+        }
         if ["postgres://", "postgresql://", "mysql://"]
             .iter()
             .any(|s| text.starts_with(s))
@@ -72,7 +77,7 @@ impl StoreUri {
     pub fn path(&self) -> Option<&Path> {
         match self {
             StoreUri::Sqlite(p) | StoreUri::File(p) => Some(p),
-            StoreUri::Server(_) => None,
+            StoreUri::Memory | StoreUri::Server(_) => None,
         }
     }
 }
@@ -101,6 +106,7 @@ impl fmt::Display for StoreUri {
         match self {
             StoreUri::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
             StoreUri::File(p) => write!(f, "file:{}", p.display()),
+            StoreUri::Memory => f.write_str("memory:"),
             StoreUri::Server(uri) => redacted_server(uri, f),
         }
     }

@@ -1,6 +1,8 @@
 //! `EncryptedStore`: the `TokenStore` that seals every record and delegates storage to a
 //! [`Backend`].
 
+#[cfg(feature = "oauth")]
+mod access;
 mod bulk;
 mod maintenance;
 mod refresh;
@@ -8,16 +10,21 @@ mod refresh;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+#[cfg(feature = "oauth")]
+pub use access::AccessOptions;
 pub use bulk::CopyReport;
-pub use maintenance::{
-    KeySlotKind, KeyUsage, RotationReport, SlotInfo, StoreInfo, VerifyReport, inspect,
-};
+pub use maintenance::{KeyUsage, RotationReport, VerifyReport, inspect};
 pub use refresh::{DEFAULT_REFRESH_SKEW, REFRESH_LOCK_TIMEOUT, RefreshError, needs_refresh};
 
+// Defined where the layers below can use them; re-exported here, where they have always been.
+pub use crate::keys::{SlotInfo, StoreInfo};
+pub use crate::store::KeySlotKind;
+
 use crate::backend::{Backend, LookupTags, StoredRecord, Transaction};
-use crate::crypto::{AeadKey, Argon2Params, IndexKey, Key, label, random_array, role};
+use crate::crypto::{AeadKey, Argon2Params, IndexKey, Key, Tag, label, random_array, role};
 use crate::format::header::{self, DataKeyEntry, Header};
 use crate::format::record::{self, OpenFailure, RECORD_VERSION};
+use crate::format::{HeaderError, hex};
 use crate::keys::Credential;
 use crate::matching::{self, LookupField};
 use crate::store::{Error, Result, Subject, TokenStore};
@@ -84,18 +91,27 @@ struct Reservation {
 impl<B: Backend> std::fmt::Debug for EncryptedStore<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EncryptedStore")
-            .field("store_id", &hex_id(&self.store_id))
+            .field("store_id", &hex(&self.store_id))
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn hex_id(id: &[u8]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn tampered(id: &str) -> Error {
     Error::Tampered {
         what: Subject::Record(id.to_owned()),
+    }
+}
+
+/// A header that cannot be used, in the crate's terms (format knows nothing above it).
+impl From<HeaderError> for Error {
+    fn from(e: HeaderError) -> Self {
+        match e {
+            HeaderError::Tampered => Error::Tampered {
+                what: Subject::Header,
+            },
+            HeaderError::Unsupported { what, detail } => Error::UnsupportedFormat { what, detail },
+            HeaderError::Kdf(e) => e.into(),
+        }
     }
 }
 
@@ -140,10 +156,10 @@ impl<B: Backend> EncryptedStore<B> {
             tx.put_header(&bytes)?;
             Ok(())
         });
-        // The store id is new: a keychain entry under it belongs to nothing else.
-        #[cfg(feature = "keychain")]
-        if created.is_err() && matches!(credential, Credential::Keychain) {
-            let _ = crate::keys::keychain::delete(&hex_id(&store_id));
+        if created.is_err() {
+            // The store id is new: what the slot left outside the store (a keychain entry)
+            // belongs to nothing else.
+            credential.discard_new_slot(&store_id);
         }
         created?;
         Self::unlocked(backend, store_key, 1, bytes)
@@ -163,35 +179,8 @@ impl<B: Backend> EncryptedStore<B> {
     pub fn open(backend: B, credential: &Credential) -> Result<Self> {
         let bytes = backend.read_header()?.ok_or(Error::NoStore)?;
         let header = Header::read(&bytes)?;
-        let mut fitting = header
-            .slots
-            .iter()
-            .filter(|s| credential.fits(&s.kind))
-            .peekable();
-        if fitting.peek().is_none() {
-            let available = header
-                .slots
-                .iter()
-                .map(|s| maintenance::slot_kind(&s.kind).to_string())
-                .collect::<Vec<_>>();
-            return Err(Error::NoMatchingSlot {
-                kind: credential.kind_name(),
-                available: available.join(", "),
-            });
-        }
-        drop(fitting);
-        match unlock(&header, credential)? {
-            Some((slot_id, store_key)) => Self::unlocked(backend, store_key, slot_id, bytes),
-            #[cfg(feature = "keychain")]
-            None if matches!(credential, Credential::Keychain) => Err(Error::Keychain {
-                reason: format!(
-                    "the OS keychain's key for store {} opens none of its keychain slots (altered, or the \
-                     store was copied from another machine: add a keychain slot here)",
-                    hex_id(&header.store_id)
-                ),
-            }),
-            None => Err(Error::WrongKey),
-        }
+        let (slot_id, store_key) = credential.open(&header)?;
+        Self::unlocked(backend, store_key, slot_id, bytes)
     }
 
     fn unlocked(
@@ -295,14 +284,19 @@ impl<B: Backend> EncryptedStore<B> {
 
     /// The store id (random, 16 bytes, hex): names the store in key slots and the keychain.
     pub fn store_id(&self) -> String {
-        hex_id(&self.store_id)
+        hex(&self.store_id)
+    }
+
+    /// The blind-index tag of `value` in `field`.
+    fn tag(&self, field: LookupField, value: &str) -> Tag {
+        self.index.tag(field.name(), value)
     }
 
     /// Blind-index tags of `token`'s lookup fields.
     fn tags_of(&self, token: &OAuthToken) -> LookupTags {
         let mut tags = LookupTags::default();
         for field in LookupField::ALL {
-            tags.0[field.index()] = field.value_in(token).map(|v| self.index.tag(field, v));
+            tags.0[field.index()] = field.value_in(token).map(|v| self.tag(field, v));
         }
         tags
     }
@@ -335,7 +329,7 @@ impl<B: Backend> EncryptedStore<B> {
                 key_id,
             })?;
         let ad = record::associated_data(&self.store_id, key_id, &record.id);
-        let mut token =
+        let mut token: OAuthToken =
             record::open(&record.sealed, key_id, key, &ad).map_err(|failure| match failure {
                 OpenFailure::Tampered => tampered(&record.id),
                 OpenFailure::UnsupportedVersion(v) => Error::UnsupportedFormat {
@@ -438,7 +432,7 @@ impl<B: Backend> EncryptedStore<B> {
         Ok(StoredRecord {
             id: id.to_owned(),
             tags,
-            sealed: record::seal(token, key, key_id, &ad)?,
+            sealed: record::seal(&token.expose_secrets_without_id(), key, key_id, &ad)?,
         })
     }
 
@@ -514,7 +508,7 @@ impl<B: Backend> EncryptedStore<B> {
             return tx.get(id)?.map(|r| self.open_with(state, &r)).transpose();
         }
         for (field, value) in matching::lookups(token) {
-            if let Some(record) = tx.find_by_tag(field, &self.index.tag(field, value))? {
+            if let Some(record) = tx.find_by_tag(field, &self.tag(field, value))? {
                 return self.open_found(state, &record, field, value).map(Some);
             }
         }
@@ -522,43 +516,10 @@ impl<B: Backend> EncryptedStore<B> {
     }
 }
 
-/// The store key from the first of `header`'s slots that `credential` opens, with that slot's
-/// id; `None` if none does.
-///
-/// # Errors
-/// [`Error::Tampered`] for a slot whose key does not match the header's commitment; KDF bound
-/// and keychain errors.
-pub(crate) fn unlock(
-    header: &Header,
-    credential: &Credential,
-) -> Result<Option<(u32, Key<role::Store>)>> {
-    for slot in header.slots.iter().filter(|s| credential.fits(&s.kind)) {
-        let (Some(kek), Some(wrapped)) = (
-            credential.kek_for(&slot.kind, &header.store_id)?,
-            slot.kind.wrapped(),
-        ) else {
-            continue;
-        };
-        let Ok(store_key) = kek
-            .aead()
-            .unwrap_key::<role::Store>(wrapped, &slot.wrap_ad(&header.store_id))
-        else {
-            continue;
-        };
-        if !store_key.matches_commitment(&header.store_key_commitment) {
-            return Err(Error::Tampered {
-                what: Subject::KeySlot(slot.id),
-            });
-        }
-        return Ok(Some((slot.id, store_key)));
-    }
-    Ok(None)
-}
-
 /// A fresh record id: 64 random bits as 16 hex digits.
 fn new_record_id(tx: &mut dyn Transaction) -> Result<String> {
     loop {
-        let id = hex_id(&random_array::<8>()?);
+        let id = hex(&random_array::<8>()?);
         if tx.get(&id)?.is_none() {
             return Ok(id);
         }
@@ -568,10 +529,7 @@ fn new_record_id(tx: &mut dyn Transaction) -> Result<String> {
 impl<B: Backend> TokenStore for EncryptedStore<B> {
     fn find_token(&self, query: &OAuthToken) -> Result<Option<OAuthToken>> {
         for (field, value) in matching::lookups(query) {
-            if let Some(record) = self
-                .backend
-                .find_by_tag(field, &self.index.tag(field, value))?
-            {
+            if let Some(record) = self.backend.find_by_tag(field, &self.tag(field, value))? {
                 let stored = self.open_found(&*self.state_for(&record)?, &record, field, value)?;
                 let mut merged = query.clone();
                 merged.fill_missing_from(&stored);

@@ -1,4 +1,5 @@
 //! The conformance suite on the SQLite backend.
+#![cfg(feature = "sqlite")]
 
 mod common;
 

@@ -18,6 +18,7 @@
 //!                                   sealed length (4) | sealed
 //! sealed: version (1) | key id (4) | nonce (12) | ciphertext | GCM tag (16)
 //! ```
+#![cfg(feature = "sqlite")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Regression tests for the outside security review (SECURITY.md, "Hardening"): files planted
 //! beside a store, hostile lengths and times, panics inside a write, and maintenance steps
 //! that race with other writers. Each test failed on the code the review attacked.
+#![cfg(feature = "sqlite")]
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};

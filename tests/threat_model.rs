@@ -1462,7 +1462,13 @@ fn slots_open_with_their_own_credential_only_and_the_last_cannot_go() {
     let id = save(&store, token("ann"));
     match EncryptedStore::open(backend.clone(), &Credential::passphrase(PASS)) {
         Err(Error::NoMatchingSlot { kind, available }) => {
-            assert_eq!((kind, available.as_str()), ("passphrase", "raw key"))
+            assert_eq!(
+                (kind, available.as_slice()),
+                (
+                    tokenvault::KeySlotKind::Passphrase,
+                    &[tokenvault::KeySlotKind::RawKey][..]
+                )
+            )
         }
         other => panic!("passphrase on a raw-key store: {other:?}"),
     }
@@ -1492,7 +1498,13 @@ fn slots_open_with_their_own_credential_only_and_the_last_cannot_go() {
     store.remove_slot(1).unwrap();
     match EncryptedStore::open(backend.clone(), &raw(RAW)) {
         Err(Error::NoMatchingSlot { kind, available }) => {
-            assert_eq!((kind, available.as_str()), ("raw key", "passphrase"))
+            assert_eq!(
+                (kind, available.as_slice()),
+                (
+                    tokenvault::KeySlotKind::RawKey,
+                    &[tokenvault::KeySlotKind::Passphrase][..]
+                )
+            )
         }
         other => panic!("removed raw-key slot: {other:?}"),
     }

@@ -21,7 +21,6 @@
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -127,10 +126,7 @@ impl FileBackend {
 
     /// Reloads the state if the file's write id is not the cached one.
     fn refresh(&self, cache: &mut Cache) -> Result<(), BackendError> {
-        let opened = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(private_files::no_follow())
-            .open(&self.path);
+        let opened = private_files::open_for_reading(&self.path);
         let mut file = match opened {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => {

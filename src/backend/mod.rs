@@ -31,6 +31,9 @@ pub(crate) mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod private_files;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 pub mod testing;
 
@@ -41,6 +44,7 @@ pub use memory::MemoryBackend;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresBackend, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 pub use private_files::TEMP_SUFFIX;
+#[cfg(feature = "sqlite")]
 pub use sqlite::{SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, SqliteBackend};
 
 pub use crate::crypto::Tag;
@@ -140,6 +144,7 @@ pub trait Backend: Send + Sync {
 /// fine; a newer one is refused as [`NotSupported`](crate::BackendErrorKind::NotSupported)
 /// (upgrade tokenvault); anything else is [`Corrupt`](crate::BackendErrorKind::Corrupt).
 /// Older versions a backend can migrate are handled by it before calling this.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) fn check_schema_version(found: i64, supported: i64) -> Result<(), BackendError> {
     use crate::BackendErrorKind;
     match found {

@@ -11,16 +11,34 @@
 
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::io::ErrorKind;
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::crypto::random_array;
 use crate::store::{BackendError, BackendErrorKind};
 
-/// `O_NOFOLLOW`: the open fails on a symbolic link instead of following it.
-pub(crate) fn no_follow() -> i32 {
-    // The flag's bit pattern as the OS defines it; `custom_flags` takes it as an `i32`.
-    rustix::fs::OFlags::NOFOLLOW.bits().cast_signed()
+/// Options that create a file 0600 and never open a symbolic link (`O_NOFOLLOW`). Elsewhere
+/// than on Unix: plain options (owner and mode checks are Unix-only; see SECURITY.md §9.2).
+fn private_options() -> OpenOptions {
+    #[allow(unused_mut)]
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    options
+        .mode(0o600)
+        // The flag's bit pattern as the OS defines it; `custom_flags` takes it as an `i32`.
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed());
+    options
+}
+
+/// Opens `path` for reading, never through a link.
+pub(crate) fn open_for_reading(path: &Path) -> std::io::Result<File> {
+    private_options().read(true).open(path)
+}
+
+/// Creates `path` as a new 0600 file (never through a link); `AlreadyExists` if it exists.
+pub(crate) fn create_new_private(path: &Path) -> std::io::Result<File> {
+    private_options().write(true).create_new(true).open(path)
 }
 
 fn refused(path: &Path, why: &str) -> BackendError {
@@ -40,6 +58,13 @@ fn check_owned(path: &Path, meta: &Metadata) -> Result<(), BackendError> {
     if meta.file_type().is_symlink() {
         return Err(refused(path, "it is a symbolic link"));
     }
+    #[cfg(unix)]
+    check_owner_and_mode(path, meta)?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn check_owner_and_mode(path: &Path, meta: &Metadata) -> Result<(), BackendError> {
     if meta.uid() != rustix::process::geteuid().as_raw() {
         return Err(refused(path, "it is owned by another user"));
     }
@@ -80,13 +105,11 @@ pub(crate) fn check_store_file(path: &Path) -> Result<(), BackendError> {
 /// # Errors
 /// As [`check_store_file`].
 pub(crate) fn open_lock_file(path: &Path) -> Result<File, BackendError> {
-    let file = OpenOptions::new()
+    let file = private_options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o600)
-        .custom_flags(no_follow())
         .open(path)
         .map_err(|e| link_or_io(path, e))?;
     let meta = file.metadata().map_err(io)?;
@@ -99,7 +122,11 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File, BackendError> {
 
 /// `ELOOP` from an `O_NOFOLLOW` open means the last component is a link.
 fn link_or_io(path: &Path, e: std::io::Error) -> BackendError {
-    if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+    #[cfg(unix)]
+    let is_link = e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error());
+    #[cfg(not(unix))]
+    let is_link = false;
+    if is_link {
         refused(path, "it is a symbolic link")
     } else {
         io(e)
@@ -112,7 +139,10 @@ fn link_or_io(path: &Path, e: std::io::Error) -> BackendError {
 /// # Errors
 /// As [`check_store_file`].
 pub(crate) fn private_dir(path: &Path) -> Result<(), BackendError> {
-    match DirBuilder::new().mode(0o700).create(path) {
+    let mut builder = DirBuilder::new();
+    #[cfg(unix)]
+    builder.mode(0o700);
+    match builder.create(path) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io(e)),
@@ -136,13 +166,7 @@ pub(crate) fn create_temp_beside(path: &Path) -> Result<(File, PathBuf), Backend
         .map_err(|_| BackendError::new(BackendErrorKind::Other, "the OS gave no random bytes"))?;
     let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let tmp = sibling(path, &format!("{TEMP_SUFFIX}{suffix}"));
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(no_follow())
-        .open(&tmp)
-        .map_err(io)?;
+    let file = create_new_private(&tmp).map_err(io)?;
     Ok((file, tmp))
 }
 

@@ -10,8 +10,6 @@
 //! The file carries `PRAGMA application_id = 0x544B5631` ("TKV1"), so a database that is not
 //! ours is refused rather than written to.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -97,13 +95,7 @@ impl SqliteBackend {
         super::private_files::check_store_file(&path)?;
         // Create the file ourselves so it is 0600 from the first byte; SQLite gives its -wal
         // and -shm files the database file's permissions.
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(super::private_files::no_follow())
-            .open(&path)
-        {
+        match super::private_files::create_new_private(&path) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(BackendError::new(BackendErrorKind::Io, e)),

@@ -3,8 +3,7 @@
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 
-use super::{KEY_LEN, Key, random_array};
-use crate::store::Result;
+use super::{CryptoError, KEY_LEN, Key, random_array};
 
 /// AES-GCM nonce length: 96 bits, drawn at random for every seal.
 pub(crate) const NONCE_LEN: usize = 12;
@@ -61,7 +60,11 @@ impl AeadKey {
     }
 
     /// Wraps `key` under this key with a fresh random nonce: `nonce | ciphertext | tag`.
-    pub fn wrap_key<R>(&self, key: &Key<R>, ad: &[u8]) -> Result<[u8; WRAPPED_KEY_LEN]> {
+    pub fn wrap_key<R>(
+        &self,
+        key: &Key<R>,
+        ad: &[u8],
+    ) -> Result<[u8; WRAPPED_KEY_LEN], CryptoError> {
         let nonce: [u8; NONCE_LEN] = random_array()?;
         let mut out = [0u8; WRAPPED_KEY_LEN];
         out[..NONCE_LEN].copy_from_slice(&nonce);
@@ -82,14 +85,11 @@ impl AeadKey {
         let (body, tag) = rest.split_at(KEY_LEN);
         let nonce: &[u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
         let tag: &[u8; TAG_LEN] = tag.try_into().expect("rest is KEY_LEN + TAG_LEN");
-        let mut failed = false;
-        let key = Key::try_init(|out| {
+        // Decrypted in place in the key's own zeroizing buffer; dropped (cleared) on failure.
+        Key::try_init(|out| {
             out.copy_from_slice(body);
-            failed = self.open_in_place(nonce, ad, out, tag).is_err();
-            Ok(())
+            self.open_in_place(nonce, ad, out, tag)
         })
-        .map_err(|_| AuthFailed)?;
-        if failed { Err(AuthFailed) } else { Ok(key) }
     }
 }
 

@@ -2,8 +2,7 @@
 
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use super::{Key, role};
-use crate::store::{Error, Result};
+use super::{CryptoError, Key, role};
 
 /// The lowest cost accepted from a header: OWASP's minimum for Argon2id (19 MiB, 2 passes).
 const FLOOR_M_KIB: u32 = 19 * 1024;
@@ -15,6 +14,9 @@ const CEILING_T: u32 = 10;
 const CEILING_P: u32 = 16;
 
 /// Argon2id cost parameters of a passphrase slot.
+///
+/// Built with [`Argon2Params::new`] (bounded; defined beside the passphrase key source in
+/// `keys`, because it reports the crate's `Error`) or [`Default`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Argon2Params {
     m_kib: u32,
@@ -42,20 +44,17 @@ pub(crate) enum KdfFloor {
 }
 
 impl Argon2Params {
-    /// Parameters within the accepted bounds (m 19 MiB..=1 GiB in KiB, t 2..=10, p 1..=16).
-    ///
-    /// # Errors
-    /// [`Error::KdfParamsOutOfBounds`] outside them.
-    pub fn new(m_kib: u32, t: u32, p: u32) -> Result<Self> {
+    /// Parameters within the bounds that `floor` sets (enforced: m 19 MiB..=1 GiB in KiB,
+    /// t 2..=10, p 1..=16; below the floor only for tests, which makes a passphrase cheap to
+    /// guess).
+    pub(crate) fn bounded(
+        m_kib: u32,
+        t: u32,
+        p: u32,
+        floor: KdfFloor,
+    ) -> Result<Self, CryptoError> {
         let params = Self { m_kib, t, p };
-        params.check(KdfFloor::Enforced)?;
-        Ok(params)
-    }
-
-    /// Parameters below the floor, for tests: they make a passphrase cheap to guess.
-    pub(crate) fn insecure(m_kib: u32, t: u32, p: u32) -> Result<Self> {
-        let params = Self { m_kib, t, p };
-        params.check(KdfFloor::InsecureAllowed)?;
+        params.check(floor)?;
         Ok(params)
     }
 
@@ -73,7 +72,7 @@ impl Argon2Params {
     }
 
     /// Rejects parameters outside the bounds. Runs before any allocation for the KDF.
-    pub(crate) fn check(&self, floor: KdfFloor) -> Result<()> {
+    pub(crate) fn check(&self, floor: KdfFloor) -> Result<(), CryptoError> {
         let Self { m_kib, t, p } = *self;
         let above_floor = match floor {
             KdfFloor::Enforced => m_kib >= FLOOR_M_KIB && t >= FLOOR_T,
@@ -85,7 +84,7 @@ impl Argon2Params {
         if above_floor && below_ceiling {
             Ok(())
         } else {
-            Err(Error::KdfParamsOutOfBounds { m_kib, t, p })
+            Err(CryptoError::KdfParamsOutOfBounds { m_kib, t, p })
         }
     }
 
@@ -104,13 +103,13 @@ pub(crate) fn derive_passphrase_kek(
     salt: &[u8; 16],
     params: &Argon2Params,
     floor: KdfFloor,
-) -> Result<Key<role::Kek>> {
+) -> Result<Key<role::Kek>, CryptoError> {
     params.check(floor)?;
     let argon2 = params.argon2();
     Key::try_init(|out| {
         argon2
             .hash_password_into(passphrase, salt, out)
-            .map_err(|_| Error::KdfParamsOutOfBounds {
+            .map_err(|_| CryptoError::KdfParamsOutOfBounds {
                 m_kib: params.m_kib,
                 t: params.t,
                 p: params.p,
@@ -139,7 +138,13 @@ mod tests {
             let mut out = vec![0u8; hex("tag").len()];
             if secret.is_empty() && ad.is_empty() {
                 // The library's own path: bounds check, then hash_password_into.
-                let params = Argon2Params::insecure(num("m_kib"), num("t"), num("p")).unwrap();
+                let params = Argon2Params::bounded(
+                    num("m_kib"),
+                    num("t"),
+                    num("p"),
+                    KdfFloor::InsecureAllowed,
+                )
+                .unwrap();
                 let salt: [u8; 16] = salt.try_into().unwrap();
                 let kek =
                     derive_passphrase_kek(&password, &salt, &params, KdfFloor::InsecureAllowed)
@@ -177,7 +182,7 @@ mod tests {
         let err = derive_passphrase_kek(b"pw", &[0; 16], &hostile, KdfFloor::InsecureAllowed);
         assert!(matches!(
             err,
-            Err(Error::KdfParamsOutOfBounds {
+            Err(CryptoError::KdfParamsOutOfBounds {
                 m_kib: u32::MAX,
                 ..
             })
@@ -187,9 +192,11 @@ mod tests {
 
     #[test]
     fn bounds_table() {
+        let enforced = |m, t, p| Argon2Params::bounded(m, t, p, KdfFloor::Enforced);
+        let insecure = |m, t, p| Argon2Params::bounded(m, t, p, KdfFloor::InsecureAllowed);
         let ok = [(19 * 1024, 2, 1), (64 * 1024, 3, 4), (1024 * 1024, 10, 16)];
         for (m, t, p) in ok {
-            assert!(Argon2Params::new(m, t, p).is_ok(), "{m} {t} {p}");
+            assert!(enforced(m, t, p).is_ok(), "{m} {t} {p}");
         }
         let bad = [
             (19 * 1024 - 1, 2, 1),
@@ -202,14 +209,14 @@ mod tests {
         for (m, t, p) in bad {
             assert!(
                 matches!(
-                    Argon2Params::new(m, t, p),
-                    Err(Error::KdfParamsOutOfBounds { .. })
+                    enforced(m, t, p),
+                    Err(CryptoError::KdfParamsOutOfBounds { .. })
                 ),
                 "{m} {t} {p}"
             );
         }
         // The insecure floor still keeps the ceiling.
-        assert!(Argon2Params::insecure(8, 1, 1).is_ok());
-        assert!(Argon2Params::insecure(2 * 1024 * 1024, 1, 1).is_err());
+        assert!(insecure(8, 1, 1).is_ok());
+        assert!(insecure(2 * 1024 * 1024, 1, 1).is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! Key hierarchy and primitives: AES-256-GCM sealing, Argon2id, HKDF labels, key commitment and
-//! the blind index. No I/O happens here.
+//! the blind index. No I/O happens here, and nothing here knows the layers above: failures are
+//! [`CryptoError`] (or [`AuthFailed`](aead::AuthFailed) for an authentication check), which carry no detail and
+//! which the callers (`keys`, `vault`) turn into the crate's `Error`, naming what failed.
 //!
 //! ```text
 //! credential ──(Argon2id | HKDF | keychain)──▶ KEK (one per key slot)
@@ -30,7 +32,26 @@ pub use index::Tag;
 pub use kdf::Argon2Params;
 pub(crate) use kdf::{KdfFloor, derive_passphrase_kek};
 
-use crate::store::{Error, Result};
+/// Why a primitive failed. Deliberately carries nothing secret and no cause: the caller says
+/// which key, slot or record it was about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum CryptoError {
+    /// The operating system's random number generator failed.
+    #[error("the OS random number generator failed")]
+    Random,
+    /// Argon2id parameters outside the accepted bounds (checked before the KDF runs). The
+    /// numbers are the refused cost, not a secret.
+    #[error("Argon2id parameters out of bounds (m = {m_kib} KiB, t = {t}, p = {p})")]
+    KdfParamsOutOfBounds {
+        /// Memory in KiB.
+        m_kib: u32,
+        /// Passes.
+        t: u32,
+        /// Lanes.
+        p: u32,
+    },
+}
 
 /// Length of every symmetric key.
 pub(crate) const KEY_LEN: usize = 32;
@@ -64,18 +85,28 @@ pub(crate) struct Key<Role> {
 
 impl<Role> Key<Role> {
     /// A fresh key from the OS random number generator.
-    pub fn random() -> Result<Self> {
+    pub fn random() -> Result<Self, CryptoError> {
         Self::try_init(|bytes| fill_random(bytes))
     }
 
     /// Builds a key in place, so the bytes are never copied through the stack.
-    pub fn try_init(fill: impl FnOnce(&mut [u8; KEY_LEN]) -> Result<()>) -> Result<Self> {
+    pub fn try_init<E>(fill: impl FnOnce(&mut [u8; KEY_LEN]) -> Result<(), E>) -> Result<Self, E> {
         let mut bytes = SecretBox::new(Box::new([0u8; KEY_LEN]));
         fill(secrecy::ExposeSecretMut::expose_secret_mut(&mut bytes))?;
         Ok(Self {
             bytes,
             role: PhantomData,
         })
+    }
+
+    /// [`try_init`](Self::try_init) for a `fill` that cannot fail.
+    pub fn init(fill: impl FnOnce(&mut [u8; KEY_LEN])) -> Self {
+        let mut bytes = SecretBox::new(Box::new([0u8; KEY_LEN]));
+        fill(secrecy::ExposeSecretMut::expose_secret_mut(&mut bytes));
+        Self {
+            bytes,
+            role: PhantomData,
+        }
     }
 
     pub fn expose(&self) -> &[u8; KEY_LEN] {
@@ -89,12 +120,10 @@ impl<Role> Key<Role> {
 
     pub fn derive_salted<Derived>(&self, salt: Option<&[u8]>, label: &[u8]) -> Key<Derived> {
         let hkdf = Hkdf::<Sha256>::new(salt, self.expose());
-        Key::try_init(|out| {
+        Key::init(|out| {
             // 32 bytes is far below HKDF-SHA256's 8160-byte output limit.
             hkdf.expand(label, out).expect("32-byte HKDF output");
-            Ok(())
         })
-        .expect("infallible init")
     }
 
     /// `HMAC-SHA256(key, "tokenvault commit")`: AES-GCM does not commit to its key, so the
@@ -124,12 +153,12 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// Fills `out` from the OS random number generator (never a user-space PRNG).
-pub(crate) fn fill_random(out: &mut [u8]) -> Result<()> {
-    SysRng.try_fill_bytes(out).map_err(|_| Error::Random)
+pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), CryptoError> {
+    SysRng.try_fill_bytes(out).map_err(|_| CryptoError::Random)
 }
 
 /// `N` random bytes from the OS.
-pub(crate) fn random_array<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut out = [0u8; N];
     fill_random(&mut out)?;
     Ok(out)

@@ -15,9 +15,8 @@
 //! Integers are big-endian. A slot of an unknown kind is kept verbatim (its body is
 //! length-prefixed) so that an older build can still open the store through another slot.
 
-use super::{Malformed, Reader};
-use crate::crypto::{Argon2Params, WRAPPED_KEY_LEN, hmac_sha256, length_prefixed};
-use crate::store::{Error, Result, Subject};
+use super::{HeaderError, Malformed, Reader};
+use crate::crypto::{Argon2Params, KdfFloor, WRAPPED_KEY_LEN, hmac_sha256, length_prefixed};
 
 pub(crate) const MAGIC: &[u8; 8] = b"TKNVAULT";
 pub(crate) const FORMAT_VERSION: u8 = 1;
@@ -87,12 +86,6 @@ pub(crate) struct Header {
     pub active_key: u32,
 }
 
-fn tampered(_: Malformed) -> Error {
-    Error::Tampered {
-        what: Subject::Header,
-    }
-}
-
 impl SlotKind {
     pub fn code(&self) -> u8 {
         match self {
@@ -150,39 +143,35 @@ impl SlotKind {
         }
     }
 
-    fn read(code: u8, body: &[u8]) -> Result<SlotKind> {
+    fn read(code: u8, body: &[u8]) -> Result<SlotKind, HeaderError> {
         let mut r = Reader::new(body);
         let kind = match code {
             kind::PASSPHRASE => {
-                let kdf = r.u8().map_err(tampered)?;
+                let kdf = r.u8()?;
                 if kdf != KDF_ARGON2ID_13 {
-                    return Err(Error::UnsupportedFormat {
+                    return Err(HeaderError::Unsupported {
                         what: "key derivation function",
                         detail: format!("code {kdf}"),
                     });
                 }
-                let (m, t, p) = (
-                    r.u32().map_err(tampered)?,
-                    r.u32().map_err(tampered)?,
-                    r.u32().map_err(tampered)?,
-                );
+                let (m, t, p) = (r.u32()?, r.u32()?, r.u32()?);
                 // Parse, don't validate: out-of-bounds parameters are refused here, before any
                 // caller could hand them to the KDF. The floor is checked again at unlock, where
                 // tests may lower it.
-                let params = Argon2Params::insecure(m, t, p)?;
+                let params = Argon2Params::bounded(m, t, p, KdfFloor::InsecureAllowed)?;
                 SlotKind::Passphrase {
                     params,
-                    salt: r.array().map_err(tampered)?,
-                    wrapped: r.array().map_err(tampered)?,
+                    salt: r.array()?,
+                    wrapped: r.array()?,
                 }
             }
             kind::RAW_KEY => SlotKind::RawKey {
-                salt: r.array().map_err(tampered)?,
-                wrapped: r.array().map_err(tampered)?,
+                salt: r.array()?,
+                wrapped: r.array()?,
             },
             kind::KEYCHAIN => SlotKind::Keychain {
-                salt: r.array().map_err(tampered)?,
-                wrapped: r.array().map_err(tampered)?,
+                salt: r.array()?,
+                wrapped: r.array()?,
             },
             code => {
                 return Ok(SlotKind::Unknown {
@@ -191,7 +180,7 @@ impl SlotKind {
                 });
             }
         };
-        r.finish().map_err(tampered)?;
+        r.finish()?;
         Ok(kind)
     }
 }
@@ -226,46 +215,46 @@ impl Header {
     /// find the store key that checks the MAC.
     ///
     /// # Errors
-    /// [`Error::UnsupportedFormat`] for another magic, version or algorithm;
-    /// [`Error::KdfParamsOutOfBounds`] for a slot's Argon2id cost; [`Error::Tampered`] for
+    /// [`HeaderError::Unsupported`] for another magic, version or algorithm;
+    /// [`HeaderError::Kdf`] for a slot's Argon2id cost; [`HeaderError::Tampered`] for
     /// anything that does not parse (truncated, extended, counts out of range).
-    pub fn read(bytes: &[u8]) -> Result<Header> {
+    pub fn read(bytes: &[u8]) -> Result<Header, HeaderError> {
         let mut r = Reader::new(bytes);
         if r.take(MAGIC.len()).ok() != Some(MAGIC.as_slice()) {
-            return Err(Error::UnsupportedFormat {
+            return Err(HeaderError::Unsupported {
                 what: "store header",
                 detail: "not a tokenvault store (bad magic)".into(),
             });
         }
-        let version = r.u8().map_err(tampered)?;
+        let version = r.u8()?;
         if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat {
+            return Err(HeaderError::Unsupported {
                 what: "store format version",
                 detail: version.to_string(),
             });
         }
-        let store_id = r.array().map_err(tampered)?;
-        let (aead, index) = (r.u8().map_err(tampered)?, r.u8().map_err(tampered)?);
+        let store_id = r.array()?;
+        let (aead, index) = (r.u8()?, r.u8()?);
         if aead != AEAD_AES_256_GCM || index != INDEX_HMAC_SHA256 {
-            return Err(Error::UnsupportedFormat {
+            return Err(HeaderError::Unsupported {
                 what: "algorithm",
                 detail: format!("aead {aead}, index {index}"),
             });
         }
-        let store_key_commitment = r.array().map_err(tampered)?;
+        let store_key_commitment = r.array()?;
 
-        let slot_count = usize::from(r.u8().map_err(tampered)?);
+        let slot_count = usize::from(r.u8()?);
         if !(1..=MAX_SLOTS).contains(&slot_count) {
-            return Err(tampered(Malformed));
+            return Err(Malformed.into());
         }
         let mut slots = Vec::with_capacity(slot_count);
         for _ in 0..slot_count {
-            let id = r.u32().map_err(tampered)?;
-            let code = r.u8().map_err(tampered)?;
-            let len = usize::from(r.u16().map_err(tampered)?);
-            let body = r.take(len).map_err(tampered)?;
+            let id = r.u32()?;
+            let code = r.u8()?;
+            let len = usize::from(r.u16()?);
+            let body = r.take(len)?;
             if slots.iter().any(|s: &Slot| s.id == id) {
-                return Err(tampered(Malformed));
+                return Err(Malformed.into());
             }
             slots.push(Slot {
                 id,
@@ -279,30 +268,30 @@ impl Header {
             .count()
             > MAX_PASSPHRASE_SLOTS
         {
-            return Err(tampered(Malformed));
+            return Err(Malformed.into());
         }
-        let key_count = usize::from(r.u8().map_err(tampered)?);
+        let key_count = usize::from(r.u8()?);
         if !(1..=MAX_KEYS).contains(&key_count) {
-            return Err(tampered(Malformed));
+            return Err(Malformed.into());
         }
         let mut keys = Vec::with_capacity(key_count);
         for _ in 0..key_count {
             let entry = DataKeyEntry {
-                id: r.u32().map_err(tampered)?,
-                seals: r.u64().map_err(tampered)?,
-                commitment: r.array().map_err(tampered)?,
-                wrapped: r.array().map_err(tampered)?,
+                id: r.u32()?,
+                seals: r.u64()?,
+                commitment: r.array()?,
+                wrapped: r.array()?,
             };
             if keys.iter().any(|k: &DataKeyEntry| k.id == entry.id) {
-                return Err(tampered(Malformed));
+                return Err(Malformed.into());
             }
             keys.push(entry);
         }
-        let active_key = r.u32().map_err(tampered)?;
-        let _mac: [u8; MAC_LEN] = r.array().map_err(tampered)?;
-        r.finish().map_err(tampered)?;
+        let active_key = r.u32()?;
+        let _mac: [u8; MAC_LEN] = r.array()?;
+        r.finish()?;
         if !keys.iter().any(|k| k.id == active_key) {
-            return Err(tampered(Malformed));
+            return Err(Malformed.into());
         }
         Ok(Header {
             store_id,
@@ -316,19 +305,18 @@ impl Header {
     /// Checks the MAC over `bytes` (the header as read) with the header-MAC key.
     ///
     /// # Errors
-    /// [`Error::Tampered`] naming the header.
-    pub fn verify_mac(bytes: &[u8], mac_key: &[u8; 32]) -> Result<()> {
+    /// [`HeaderError::Tampered`].
+    pub fn verify_mac(bytes: &[u8], mac_key: &[u8; 32]) -> Result<(), HeaderError> {
         use subtle::ConstantTimeEq;
-        let split = bytes.len().checked_sub(MAC_LEN).ok_or(Error::Tampered {
-            what: Subject::Header,
-        })?;
+        let split = bytes
+            .len()
+            .checked_sub(MAC_LEN)
+            .ok_or(HeaderError::Tampered)?;
         let (body, mac) = bytes.split_at(split);
         if bool::from(hmac_sha256(mac_key, &[body]).ct_eq(mac)) {
             Ok(())
         } else {
-            Err(Error::Tampered {
-                what: Subject::Header,
-            })
+            Err(HeaderError::Tampered)
         }
     }
 
@@ -443,12 +431,7 @@ mod tests {
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(matches!(
-            Header::read(&longer),
-            Err(Error::Tampered {
-                what: Subject::Header
-            })
-        ));
+        assert_eq!(Header::read(&longer), Err(HeaderError::Tampered));
     }
 
     #[test]
@@ -462,13 +445,13 @@ mod tests {
             let mut bad = bytes.clone();
             bad[offset] = 0xEE;
             match Header::read(&bad) {
-                Err(Error::UnsupportedFormat { what: w, .. }) => assert_eq!(w, what),
+                Err(HeaderError::Unsupported { what: w, .. }) => assert_eq!(w, what),
                 other => panic!("offset {offset}: {other:?}"),
             }
         }
         assert!(matches!(
             Header::read(b"SQLite format 3\0...."),
-            Err(Error::UnsupportedFormat { .. })
+            Err(HeaderError::Unsupported { .. })
         ));
     }
 
@@ -487,10 +470,12 @@ mod tests {
         bytes[m_at..m_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(
             Header::read(&bytes),
-            Err(Error::KdfParamsOutOfBounds {
-                m_kib: u32::MAX,
-                ..
-            })
+            Err(HeaderError::Kdf(
+                crate::crypto::CryptoError::KdfParamsOutOfBounds {
+                    m_kib: u32::MAX,
+                    ..
+                }
+            ))
         ));
     }
 }

@@ -1,13 +1,54 @@
 //! The bytes at rest: the store header and sealed records, each versioned, parsed by a
 //! bounds-checked reader that never panics on hostile input. Layouts are specified byte by byte
 //! in SECURITY.md.
+//!
+//! This layer uses only `crypto`: its failures are its own ([`Malformed`], [`HeaderError`],
+//! [`record::OpenFailure`]) and the vault turns them into the crate's `Error`, naming the header
+//! or record; records are sealed from any `Serialize` body, so the token model is not needed
+//! here.
 
 pub(crate) mod header;
 pub(crate) mod record;
 
+use crate::crypto::CryptoError;
+
 /// A parse failure. Carries nothing: the caller says which header or record it was.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Malformed;
+
+/// Why header bytes cannot be used. Carries no secret; the vault names the header.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    /// Does not parse (truncated, extended, counts out of range) or its MAC does not verify.
+    Tampered,
+    /// Another magic, format version, algorithm or key derivation function.
+    Unsupported {
+        /// What part of the format.
+        what: &'static str,
+        /// The value found.
+        detail: String,
+    },
+    /// A passphrase slot's Argon2id cost is out of bounds (refused before any KDF runs).
+    Kdf(CryptoError),
+}
+
+impl From<Malformed> for HeaderError {
+    fn from(_: Malformed) -> Self {
+        HeaderError::Tampered
+    }
+}
+
+impl From<CryptoError> for HeaderError {
+    fn from(e: CryptoError) -> Self {
+        HeaderError::Kdf(e)
+    }
+}
+
+/// Lower-case hex of `bytes`: how store ids (in key slots, the keychain, messages) and record
+/// ids are written.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// A cursor over untrusted bytes; every read checks the remaining length.
 pub(crate) struct Reader<'a> {

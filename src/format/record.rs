@@ -1,18 +1,18 @@
 //! Sealed record bytes: `version (1) | key id (4, BE) | nonce (12) | ciphertext | tag (16)`.
 //!
-//! The plaintext is the token as JSON without its id; the associated data binds format version,
-//! store id, key id and record id, so a record copied to another id or store, or relabelled with
-//! another key id, fails to open.
+//! The plaintext is the token as JSON without its id (the vault hands over that body: this
+//! layer seals and opens any serde value); the associated data binds format version, store id,
+//! key id and record id, so a record copied to another id or store, or relabelled with another
+//! key id, fails to open.
 
 use std::io;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use super::{Malformed, Reader};
-use crate::crypto::{AeadKey, NONCE_LEN, TAG_LEN, length_prefixed, random_array};
-use crate::store::Result;
-use crate::token::OAuthToken;
+use crate::crypto::{AeadKey, CryptoError, NONCE_LEN, TAG_LEN, length_prefixed, random_array};
 
 /// The record format version this build writes and reads.
 pub(crate) const RECORD_VERSION: u8 = 1;
@@ -61,9 +61,18 @@ impl io::Write for ByteCounter {
     }
 }
 
-/// Seals `token` (its id is in the associated data, not the plaintext) under `key`.
-pub(crate) fn seal(token: &OAuthToken, key: &AeadKey, key_id: u32, ad: &[u8]) -> Result<Vec<u8>> {
-    let body = token.expose_secrets_without_id();
+/// Seals `body` (a record's plaintext: the token without its id, which is in the associated
+/// data) as JSON under `key`. `body` must serialize to JSON without error, as a token (strings
+/// only) does.
+///
+/// # Errors
+/// [`CryptoError::Random`] if no nonce can be drawn.
+pub(crate) fn seal<T: Serialize + ?Sized>(
+    body: &T,
+    key: &AeadKey,
+    key_id: u32,
+    ad: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let mut counter = ByteCounter(0);
     body.serialize(&mut serde_json::Serializer::new(&mut counter))
         .expect("serializing to a counter cannot fail");
@@ -83,13 +92,14 @@ pub(crate) fn seal(token: &OAuthToken, key: &AeadKey, key_id: u32, ad: &[u8]) ->
 }
 
 /// Opens a sealed record under `key`, which the caller resolved from key id `key_id`; the
-/// record must name that key id (the associated data binds it too).
-pub(crate) fn open(
+/// record must name that key id (the associated data binds it too). The plaintext is parsed
+/// as `T` only once it is authenticated.
+pub(crate) fn open<T: DeserializeOwned>(
     sealed: &[u8],
     key_id: u32,
     key: &AeadKey,
     ad: &[u8],
-) -> Result<OAuthToken, OpenFailure> {
+) -> Result<T, OpenFailure> {
     if sealed.len() < RECORD_OVERHEAD {
         return Err(OpenFailure::Tampered);
     }
@@ -112,10 +122,7 @@ pub(crate) fn open(
     let mut plaintext = Zeroizing::new(ciphertext.to_vec());
     key.open_in_place(&nonce, ad, &mut plaintext, &tag)
         .map_err(|_| OpenFailure::Tampered)?;
-    let mut token: OAuthToken =
-        serde_json::from_slice(&plaintext).map_err(|_| OpenFailure::Tampered)?;
-    token.set_id(None);
-    Ok(token)
+    serde_json::from_slice(&plaintext).map_err(|_| OpenFailure::Tampered)
 }
 
 #[cfg(test)]
@@ -123,15 +130,25 @@ mod tests {
     use super::*;
     use crate::crypto::{Key, role};
 
+    /// A record body: the layer seals any serde value (the vault gives it a token).
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Body {
+        user_name: String,
+        refresh_token: String,
+    }
+
+    type Opened = Result<Body, OpenFailure>;
+
     fn sealed() -> (AeadKey, Vec<u8>, Vec<u8>) {
         let key = Key::<role::Data>::random().unwrap().aead();
         let ad = associated_data(&[1; 16], 3, "rec");
-        let token = OAuthToken::new()
-            .with_user_name("u")
-            .with_refresh_token("r");
+        let body = Body {
+            user_name: "u".into(),
+            refresh_token: "r".into(),
+        };
         (
             key.clone_for_tests(),
-            seal(&token, &key, 3, &ad).unwrap(),
+            seal(&body, &key, 3, &ad).unwrap(),
             ad,
         )
     }
@@ -143,9 +160,9 @@ mod tests {
         assert_eq!(key_id_of(&bytes), Ok(3));
         let body = br#"{"user_name":"u","refresh_token":"r"}"#;
         assert_eq!(bytes.len(), RECORD_OVERHEAD + body.len());
-        let token = open(&bytes, 3, &key, &ad).unwrap();
-        assert_eq!(token.user_name(), Some("u"));
-        assert_eq!(token.id(), None);
+        let body: Body = open(&bytes, 3, &key, &ad).unwrap();
+        assert_eq!(body.user_name, "u");
+        assert_eq!(body.refresh_token, "r");
     }
 
     #[test]
@@ -154,14 +171,17 @@ mod tests {
         for bit in 0..bytes.len() * 8 {
             let mut bad = bytes.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            assert!(open(&bad, 3, &key, &ad).is_err(), "bit {bit}");
+            let opened: Opened = open(&bad, 3, &key, &ad);
+            assert!(opened.is_err(), "bit {bit}");
         }
         for len in 0..bytes.len() {
-            assert!(open(&bytes[..len], 3, &key, &ad).is_err(), "len {len}");
+            let opened: Opened = open(&bytes[..len], 3, &key, &ad);
+            assert!(opened.is_err(), "len {len}");
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(open(&longer, 3, &key, &ad).is_err());
+        let opened: Opened = open(&longer, 3, &key, &ad);
+        assert!(opened.is_err());
     }
 
     #[test]
@@ -172,10 +192,8 @@ mod tests {
             associated_data(&[2; 16], 3, "rec"),
             associated_data(&[1; 16], 4, "rec"),
         ] {
-            assert_eq!(
-                open(&bytes, 3, &key, &ad).unwrap_err(),
-                OpenFailure::Tampered
-            );
+            let opened: Opened = open(&bytes, 3, &key, &ad);
+            assert_eq!(opened.unwrap_err(), OpenFailure::Tampered);
         }
     }
 }

@@ -9,15 +9,15 @@ use serde::de::{DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAc
 use serde_json::value::RawValue;
 use zeroize::Zeroizing;
 
-use super::{MAX_ROW_BYTES, MAX_ROWS, Row, Rows, read_bounded, row_too_large};
+use super::{ImportError, MAX_ROW_BYTES, MAX_ROWS, Row, Rows, read_bounded, row_too_large};
 use crate::token::{OAuthToken, TokenField};
 
 /// Reads a JSON array of tokens (or one token), all at once; [`rows`] reads them one at a
 /// time.
 ///
 /// # Errors
-/// As [`rows`].
-pub fn read(input: impl Read) -> Result<Vec<Row>, String> {
+/// As [`rows`], and [`ImportError::Stopped`] for a read that ended early.
+pub fn read(input: impl Read) -> Result<Vec<Row>, ImportError> {
     rows(input)?.collect_all()
 }
 
@@ -27,11 +27,14 @@ pub fn read(input: impl Read) -> Result<Vec<Row>, String> {
 /// not.
 ///
 /// # Errors
-/// The input is not JSON, neither an object nor an array, larger than
-/// [`MAX_INPUT_BYTES`](super::MAX_INPUT_BYTES), or has more than [`MAX_ROWS`] elements.
-pub fn rows(input: impl Read) -> Result<Rows<'static>, String> {
+/// [`ImportError::Malformed`] if the input is not JSON or neither an object nor an array;
+/// [`ImportError::InputTooLarge`] if it is larger than
+/// [`MAX_INPUT_BYTES`](super::MAX_INPUT_BYTES); [`ImportError::TooManyRows`] for more than
+/// [`MAX_ROWS`] elements; [`ImportError::Read`] if it cannot be read.
+pub fn rows(input: impl Read) -> Result<Rows<'static>, ImportError> {
     let bytes = read_bounded(input)?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| "the input is not UTF-8".to_owned())?;
+    let malformed = |reason: &str| ImportError::Malformed(reason.to_owned());
+    let text = std::str::from_utf8(&bytes).map_err(|_| malformed("the input is not UTF-8"))?;
     // Each element is parsed from its own text, not through `serde_json::Value`, so that a
     // duplicated key is an error rather than silently the last value. Only where each element
     // is is kept until its row is asked for.
@@ -46,18 +49,19 @@ pub fn rows(input: impl Read) -> Result<Rows<'static>, String> {
             .deserialize(&mut de)
             .and_then(|()| de.end());
             if items.len() as u64 > MAX_ROWS {
-                return Err(format!(
-                    "the input holds more than {MAX_ROWS} tokens; an import reads at most \
-                     {MAX_ROWS} (MAX_ROWS)"
-                ));
+                return Err(ImportError::TooManyRows {
+                    what: "the input".into(),
+                    rows: None,
+                });
             }
-            parsed.map_err(|e| safe_reason(&e))?;
+            parsed.map_err(|e| malformed(&safe_reason(&e)))?;
         }
         Some(b'{') => {
-            let item: &RawValue = serde_json::from_str(text).map_err(|e| safe_reason(&e))?;
+            let item: &RawValue =
+                serde_json::from_str(text).map_err(|e| malformed(&safe_reason(&e)))?;
             items.push(span(text, item));
         }
-        _ => return Err("expected a token object or an array of them".into()),
+        _ => return Err(malformed("expected a token object or an array of them")),
     }
     let total = items.len() as u64;
     let rows = JsonRows {
@@ -276,6 +280,8 @@ mod tests {
         let Err(e) = read(many.as_bytes()) else {
             panic!("more than MAX_ROWS elements read")
         };
+        assert!(matches!(e, ImportError::TooManyRows { rows: None, .. }));
+        let e = e.to_string();
         assert!(e.contains("MAX_ROWS") && e.contains("1000000"), "{e}");
 
         let big = "x".repeat(MAX_ROW_BYTES as usize);

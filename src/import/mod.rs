@@ -11,17 +11,23 @@
 //! end.
 //!
 //! No reason or error from a reader quotes the input: cells, column names and keys are named
-//! by their position or by the token field they hold, never by their text.
+//! by their position or by the token field they hold, never by their text. A source that cannot
+//! be read as a whole is an [`ImportError`]; a row that cannot be imported is refused with its
+//! reason as text.
 
+mod error;
 pub mod json;
 pub mod zoho_csv;
 #[cfg(feature = "mysql")]
 pub mod zoho_mysql;
+#[cfg(feature = "sqlite")]
 pub mod zoho_sqlite;
 
 use std::io::Read;
 
 use zeroize::Zeroizing;
+
+pub use error::ImportError;
 
 use crate::backend::Backend;
 use crate::store::{Error, Result, TokenStore};
@@ -117,33 +123,35 @@ pub(crate) fn row_too_large() -> String {
 }
 
 /// The error for a source that holds `rows` rows, more than [`MAX_ROWS`].
-pub(crate) fn too_many_rows(what: &str, rows: u64) -> String {
-    format!("{what} holds {rows} rows; an import reads at most {MAX_ROWS} (MAX_ROWS)")
+pub(crate) fn too_many_rows(what: impl Into<String>, rows: u64) -> ImportError {
+    ImportError::TooManyRows {
+        what: what.into(),
+        rows: Some(rows),
+    }
 }
 
 /// Refuses an input of `len` bytes if it is larger than [`MAX_INPUT_BYTES`] (so that a caller
 /// that knows a file's size can refuse it before reading it).
 ///
 /// # Errors
-/// A message saying so.
-pub fn check_input_size(len: u64) -> std::result::Result<(), String> {
+/// [`ImportError::InputTooLarge`].
+pub fn check_input_size(len: u64) -> std::result::Result<(), ImportError> {
     if len > MAX_INPUT_BYTES {
-        return Err(format!(
-            "the input is larger than {} MiB (MAX_INPUT_BYTES), the most an import reads",
-            MAX_INPUT_BYTES >> 20
-        ));
+        return Err(ImportError::InputTooLarge);
     }
     Ok(())
 }
 
 /// All of `input`, refused if it is larger than [`MAX_INPUT_BYTES`] (without reading more than
 /// one byte past it), in a buffer cleared when dropped.
-pub(crate) fn read_bounded(input: impl Read) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
+pub(crate) fn read_bounded(
+    input: impl Read,
+) -> std::result::Result<Zeroizing<Vec<u8>>, ImportError> {
     let mut bytes = Zeroizing::new(Vec::new());
     input
         .take(MAX_INPUT_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read the input: {e}"))?;
+        .map_err(ImportError::Read)?;
     check_input_size(bytes.len() as u64)?;
     Ok(bytes)
 }
@@ -193,11 +201,11 @@ impl<'a> Rows<'a> {
     /// Every row, at once.
     ///
     /// # Errors
-    /// The read ended early (see [`Rows`]).
-    pub fn collect_all(mut self) -> std::result::Result<Vec<Row>, String> {
+    /// [`ImportError::Stopped`]: the read ended early (see [`Rows`]).
+    pub fn collect_all(mut self) -> std::result::Result<Vec<Row>, ImportError> {
         let rows: Vec<Row> = self.by_ref().collect();
         match self.stopped {
-            Some((number, why)) => Err(format!("row {number}: {why}")),
+            Some((row, reason)) => Err(ImportError::Stopped { row, reason }),
             None => Ok(rows),
         }
     }
@@ -395,7 +403,34 @@ mod tests {
         let Err(e) = Rows::new(source.into_iter(), None).collect_all() else {
             panic!("a failed read collected")
         };
-        assert_eq!(e, "row 1: the disk is on fire");
+        assert!(matches!(e, ImportError::Stopped { row: 1, .. }), "{e:?}");
+        assert_eq!(e.to_string(), "row 1: the disk is on fire");
+    }
+
+    #[test]
+    fn whole_source_errors_say_what_and_keep_the_cause_as_source() {
+        use std::error::Error as _;
+        assert_eq!(
+            check_input_size(MAX_INPUT_BYTES + 1)
+                .unwrap_err()
+                .to_string(),
+            "the input is larger than 256 MiB (MAX_INPUT_BYTES), the most an import reads"
+        );
+        assert!(check_input_size(MAX_INPUT_BYTES).is_ok());
+        assert_eq!(
+            too_many_rows("the file", 1_000_001).to_string(),
+            "the file holds 1000001 rows; an import reads at most 1000000 (MAX_ROWS)"
+        );
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("the disk is on fire"))
+            }
+        }
+        let e = read_bounded(Broken).unwrap_err();
+        assert!(matches!(e, ImportError::Read(_)));
+        assert_eq!(e.to_string(), "cannot read the input");
+        assert_eq!(e.source().unwrap().to_string(), "the disk is on fire");
     }
 
     #[test]

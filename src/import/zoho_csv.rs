@@ -10,8 +10,8 @@ use std::io::{Cursor, Read, Write};
 use zeroize::Zeroizing;
 
 use super::{
-    MAX_ROW_BYTES, Row, Rows, fields_for_columns, read_bounded, row_too_large, token_from_cells,
-    too_many_rows,
+    ImportError, MAX_ROW_BYTES, Row, Rows, fields_for_columns, read_bounded, row_too_large,
+    token_from_cells, too_many_rows,
 };
 use crate::token::{OAuthToken, TokenField};
 
@@ -29,29 +29,17 @@ pub const HEADER: [&str; 10] = [
     "api_domain",
 ];
 
-/// Why a CSV file cannot be read at all (as opposed to one row). Messages never quote the
-/// input: columns are named by position.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CsvError {
-    /// The header is not a Zoho FileStore header.
-    #[error("not a Zoho FileStore CSV header: {0}")]
-    Header(String),
-    /// The file is not CSV.
-    #[error("unreadable CSV: {0}")]
-    Csv(String),
-    /// The file is larger than [`MAX_INPUT_BYTES`](super::MAX_INPUT_BYTES) or has more than
-    /// [`MAX_ROWS`](super::MAX_ROWS) rows.
-    #[error("{0}")]
-    TooLarge(String),
-}
-
 /// Reads a FileStore CSV into rows, all at once; [`rows`] reads them one at a time.
 ///
 /// # Errors
-/// As [`rows`].
-pub fn read(input: impl Read) -> Result<Vec<Row>, CsvError> {
-    rows(input)?.collect_all().map_err(CsvError::Csv)
+/// As [`rows`], and [`ImportError::Stopped`] for a read that ended early.
+pub fn read(input: impl Read) -> Result<Vec<Row>, ImportError> {
+    rows(input)?.collect_all()
+}
+
+/// A header problem, as the error of the whole file.
+fn not_a_header(reason: String) -> ImportError {
+    ImportError::Columns(format!("not a Zoho FileStore CSV header: {reason}"))
 }
 
 /// Reads a FileStore CSV as rows, one at a time. A row with the wrong number of cells, a bad
@@ -66,14 +54,16 @@ pub fn read(input: impl Read) -> Result<Vec<Row>, CsvError> {
 /// style) is quoted without needing it.
 ///
 /// # Errors
-/// [`CsvError`] for a missing or unknown header, input that is not CSV, input larger than
-/// [`MAX_INPUT_BYTES`](super::MAX_INPUT_BYTES), or more than [`MAX_ROWS`](super::MAX_ROWS) rows.
-pub fn rows(input: impl Read) -> Result<Rows<'static>, CsvError> {
-    let bytes = read_bounded(input).map_err(CsvError::TooLarge)?;
+/// [`ImportError::Columns`] for a missing or unknown header, [`ImportError::Malformed`] for
+/// input that is not CSV, [`ImportError::InputTooLarge`] for input larger than
+/// [`MAX_INPUT_BYTES`](super::MAX_INPUT_BYTES), [`ImportError::TooManyRows`] for more than
+/// [`MAX_ROWS`](super::MAX_ROWS) rows, [`ImportError::Read`] if it cannot be read.
+pub fn rows(input: impl Read) -> Result<Rows<'static>, ImportError> {
+    let bytes = read_bounded(input)?;
     let quote_all = bytes.first() == Some(&b'"');
     let total = count_records(&bytes);
     if total > super::MAX_ROWS {
-        return Err(CsvError::TooLarge(too_many_rows("the file", total)));
+        return Err(too_many_rows("the file", total));
     }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -81,7 +71,7 @@ pub fn rows(input: impl Read) -> Result<Rows<'static>, CsvError> {
         .from_reader(Cursor::new(bytes));
     let header = reader
         .headers()
-        .map_err(|e| CsvError::Csv(csv_reason(&e)))?
+        .map_err(|e| ImportError::Malformed(format!("unreadable CSV: {}", csv_reason(&e))))?
         .clone();
     let fields = fields_for_columns(&header, |n| {
         // An unknown first column most likely is data: the file has no header line.
@@ -92,9 +82,9 @@ pub fn rows(input: impl Read) -> Result<Rows<'static>, CsvError> {
         };
         format!("column {n} is not a Zoho FileStore column{hint}")
     })
-    .map_err(CsvError::Header)?;
+    .map_err(not_a_header)?;
     if !fields.contains(&TokenField::Id) || fields.len() < 9 {
-        return Err(CsvError::Header(format!(
+        return Err(not_a_header(format!(
             "expected the 9 or 10 FileStore columns, found {}",
             fields.len()
         )));

@@ -3,14 +3,14 @@
 
 use std::error::Error as _;
 
+use ::mysql::Value;
 use ::mysql::prelude::Queryable;
-use ::mysql::{Conn, Value};
 
 use super::{
-    MAX_ROW_BYTES, MAX_ROWS, Row, Rows, fields_for_columns, row_too_large, token_from_cells,
-    too_many_rows,
+    ImportError, MAX_ROW_BYTES, MAX_ROWS, Row, Rows, fields_for_columns, row_too_large,
+    token_from_cells, too_many_rows,
 };
-use crate::backend::mysql::{client_config, describe, valid_identifier};
+use crate::backend::mysql::connection::{self, Connection};
 use crate::token::{OAuthToken, TokenField};
 
 /// The SDKs' table name.
@@ -22,8 +22,8 @@ pub const DEFAULT_DATABASE: &str = "zohooauth";
 /// [`read_with`] reads them one at a time.
 ///
 /// # Errors
-/// As [`read_with`], and a read that ended early.
-pub fn read(uri: &str) -> Result<Vec<Row>, String> {
+/// As [`read_with`], and [`ImportError::Stopped`] for a read that ended early.
+pub fn read(uri: &str) -> Result<Vec<Row>, ImportError> {
     read_with(uri, |rows| rows.collect_all())?
 }
 
@@ -38,39 +38,44 @@ pub fn read(uri: &str) -> Result<Vec<Row>, String> {
 /// [`MAX_ROW_BYTES`] is not fetched (its row is refused). Nothing is written.
 ///
 /// # Errors
-/// Before any row is read: a URI that is malformed or refused, a server that cannot be
-/// reached, no `oauthtoken` table or a view of that name, a column that is not a token field,
-/// two columns for one field, a generated column computed when read, or more than
-/// [`MAX_ROWS`] rows. A failure while the rows are read ends them with a refused row (see
-/// [`Rows`]). Messages never contain the password, a value or a column name.
-pub fn read_with<T>(uri: &str, consume: impl FnOnce(Rows<'_>) -> T) -> Result<T, String> {
-    let config = client_config(uri, Some(DEFAULT_DATABASE), false).map_err(|e| {
-        e.source()
-            .map_or_else(|| e.to_string(), |source| source.to_string())
-    })?;
-    let database = config.database.clone();
-    let during = format!("connecting to {}", config.endpoint);
-    let fail = |e: ::mysql::Error, during: &str| describe(&e, during).1;
-    let mut conn = Conn::new(config.opts).map_err(|e| fail(e, &during))?;
+/// Before any row is read: [`ImportError::Database`] for a URI that is malformed or refused or
+/// a server that cannot be reached or fails; [`ImportError::Table`] for no `oauthtoken` table,
+/// a view of that name, or a generated column computed when read; [`ImportError::Columns`] for
+/// a column that is not a token field or two columns for one field;
+/// [`ImportError::TooManyRows`] for more than [`MAX_ROWS`] rows. A failure while the rows are
+/// read ends them with a refused row (see [`Rows`]). Messages never contain the password, a
+/// value or a column name.
+pub fn read_with<T>(uri: &str, consume: impl FnOnce(Rows<'_>) -> T) -> Result<T, ImportError> {
+    let Connection { mut conn, database } =
+        connection::connect(uri, DEFAULT_DATABASE).map_err(|e| {
+            // The backend's own message, without its "storage backend error (kind)" prefix.
+            ImportError::Database(
+                e.source()
+                    .map_or_else(|| e.to_string(), |source| source.to_string()),
+            )
+        })?;
+    let fail = |e: ::mysql::Error, during: &str| connection::error_message(&e, during);
 
     let reading = format!("reading {database}.{TABLE}");
+    let db = |e| ImportError::Database(fail(e, &reading));
+    let table = |reason: String| Err(ImportError::Table(reason));
     let kind: Option<Value> = conn
         .exec_first(
             "SELECT TABLE_TYPE FROM information_schema.TABLES \
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
             (TABLE,),
         )
-        .map_err(|e| fail(e, &reading))?;
+        .map_err(db)?;
     match kind {
-        None => return Err(format!("database {database} has no {TABLE} table")),
+        None => return table(format!("database {database} has no {TABLE} table")),
         // MariaDB calls a table with history `SYSTEM VERSIONED`; a SELECT reads its rows.
         Some(Value::Bytes(kind)) if kind == b"BASE TABLE" || kind == b"SYSTEM VERSIONED" => {}
         Some(Value::Bytes(kind)) if kind.ends_with(b"VIEW") => {
-            return Err(format!(
+            return table(format!(
                 "{database}.{TABLE} is a view, not a table: only a table is read"
             ));
         }
-        Some(_) => return Err(format!("{database}.{TABLE} is not a base table")),
+        Some(_) => return table(format!("{database}.{TABLE} is not a base table")),
     }
 
     let columns: Vec<::mysql::Row> = conn
@@ -79,18 +84,22 @@ pub fn read_with<T>(uri: &str, consume: impl FnOnce(Rows<'_>) -> T) -> Result<T,
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (TABLE,),
         )
-        .map_err(|e| fail(e, &reading))?;
+        .map_err(db)?;
     let mut names = Vec::with_capacity(columns.len());
     for (n, column) in (1..).zip(&columns) {
         let name = match column.as_ref(0) {
             Some(Value::Bytes(name)) => String::from_utf8(name.clone()).ok(),
             _ => None,
         }
-        .ok_or_else(|| format!("column {n} of {TABLE} has a name that is not UTF-8"))?;
+        .ok_or_else(|| {
+            ImportError::Columns(format!(
+                "column {n} of {TABLE} has a name that is not UTF-8"
+            ))
+        })?;
         if let Some(Value::Bytes(extra)) = column.as_ref(1)
             && extra.windows(7).any(|w| w.eq_ignore_ascii_case(b"VIRTUAL"))
         {
-            return Err(format!(
+            return table(format!(
                 "column {n} of {TABLE} is generated when read: only stored columns are read"
             ));
         }
@@ -98,7 +107,8 @@ pub fn read_with<T>(uri: &str, consume: impl FnOnce(Rows<'_>) -> T) -> Result<T,
     }
     let fields = fields_for_columns(&names, |n| {
         format!("column {n} of {TABLE} is not a token field")
-    })?;
+    })
+    .map_err(ImportError::Columns)?;
 
     let key_columns: Vec<Vec<u8>> = conn
         .exec(
@@ -107,29 +117,31 @@ pub fn read_with<T>(uri: &str, consume: impl FnOnce(Rows<'_>) -> T) -> Result<T,
              ORDER BY ORDINAL_POSITION",
             (TABLE,),
         )
-        .map_err(|e| fail(e, &reading))?;
+        .map_err(db)?;
     let mut order = Vec::new();
     for column in key_columns {
         let column = String::from_utf8(column)
             .ok()
-            .filter(|c| valid_identifier(c, 1, 64))
-            .ok_or_else(|| format!("{TABLE}'s primary key has a column with an unusual name"))?;
+            .filter(|c| connection::is_plain_name(c))
+            .ok_or_else(|| {
+                ImportError::Columns(format!(
+                    "{TABLE}'s primary key has a column with an unusual name"
+                ))
+            })?;
         order.push(format!("`{column}`"));
     }
 
     let total: Option<Value> = conn
         .query_first(format!("SELECT COUNT(*) FROM `{TABLE}`"))
-        .map_err(|e| fail(e, &reading))?;
+        .map_err(db)?;
     let total = total.as_ref().and_then(as_u64).unwrap_or(0);
     if total > MAX_ROWS {
-        return Err(too_many_rows(&format!("{database}.{TABLE}"), total));
+        return Err(too_many_rows(format!("{database}.{TABLE}"), total));
     }
 
-    let mut result = conn
-        .exec_iter(select(&names, &order), ())
-        .map_err(|e| fail(e, &reading))?;
+    let mut result = conn.exec_iter(select(&names, &order), ()).map_err(db)?;
     if result.columns().as_ref().len() != names.len() + 1 {
-        return Err(format!("{TABLE} changed while it was read"));
+        return table(format!("{TABLE} changed while it was read"));
     }
     let source = (1..).zip(result.by_ref()).map(|(number, row)| {
         let row = row.map_err(|e| fail(e, &reading))?;

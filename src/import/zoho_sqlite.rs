@@ -12,10 +12,10 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::{
-    MAX_ROW_BYTES, MAX_ROWS, Row, Rows, fields_for_columns, row_too_large, token_from_cells,
-    too_many_rows,
+    ImportError, MAX_ROW_BYTES, MAX_ROWS, Row, Rows, fields_for_columns, row_too_large,
+    token_from_cells, too_many_rows,
 };
-use crate::token::TokenField;
+use crate::token::{OAuthToken, TokenField};
 
 /// The SDKs' table name.
 pub const TABLE: &str = "oauthtoken";
@@ -24,8 +24,8 @@ pub const TABLE: &str = "oauthtoken";
 /// [`read_with`] reads them one at a time.
 ///
 /// # Errors
-/// As [`read_with`], and a read that ended early.
-pub fn read(path: &Path) -> Result<Vec<Row>, String> {
+/// As [`read_with`], and [`ImportError::Stopped`] for a read that ended early.
+pub fn read(path: &Path) -> Result<Vec<Row>, ImportError> {
     read_with(path, |rows| rows.collect_all())?
 }
 
@@ -35,24 +35,24 @@ pub fn read(path: &Path) -> Result<Vec<Row>, String> {
 /// read in one snapshot.
 ///
 /// # Errors
-/// Before any row is read: the file cannot be opened or is not a database, has no
-/// `oauthtoken` table or it is a view or a virtual table, the table has a column that is not a
-/// token field, two columns for one field, or a generated column computed when read, or it
-/// holds more than [`MAX_ROWS`] rows. A failure while the rows are read ends them with a
-/// refused row (see [`Rows`]).
-pub fn read_with<T>(path: &Path, consume: impl FnOnce(Rows<'_>) -> T) -> Result<T, String> {
-    let fail = |what: &str, e: rusqlite::Error| format!("{what}: {}", sqlite_reason(&e));
+/// Before any row is read: [`ImportError::Database`] if the file cannot be opened or is not a
+/// database; [`ImportError::Table`] if it has no `oauthtoken` table, or it is a view or a
+/// virtual table, or has a generated column computed when read; [`ImportError::Columns`] for
+/// a column that is not a token field or two columns for one field;
+/// [`ImportError::TooManyRows`] for more than [`MAX_ROWS`] rows. A failure while the rows are
+/// read ends them with a refused row (see [`Rows`]).
+pub fn read_with<T>(path: &Path, consume: impl FnOnce(Rows<'_>) -> T) -> Result<T, ImportError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| fail("cannot open the database", e))?;
+    .map_err(database("cannot open the database"))?;
     // Functions the schema names (in a generated column, say) run only if they are innocuous.
     conn.pragma_update(None, "trusted_schema", false)
-        .map_err(|e| fail("cannot set up the connection", e))?;
+        .map_err(database("cannot set up the connection"))?;
     // One snapshot for the checks, the count and the rows.
     conn.execute_batch("BEGIN")
-        .map_err(|e| fail("cannot read the database", e))?;
+        .map_err(database("cannot read the database"))?;
 
     let kind: Option<String> = conn
         .query_row(
@@ -61,45 +61,38 @@ pub fn read_with<T>(path: &Path, consume: impl FnOnce(Rows<'_>) -> T) -> Result<
             |row| row.get(0),
         )
         .optional()
-        .map_err(|e| fail("cannot read the database's schema", e))?;
+        .map_err(database("cannot read the database's schema"))?;
+    let table = |reason: String| Err(ImportError::Table(reason));
     match kind.as_deref() {
         Some("table") => {}
-        None => return Err(format!("no {TABLE} table in the database")),
+        None => return table(format!("no {TABLE} table in the database")),
         Some("view") => {
-            return Err(format!(
+            return table(format!(
                 "{TABLE} is a view, not a table: only a table is read (a view's rows are \
                  computed, maybe without end)"
             ));
         }
         Some("virtual") => {
-            return Err(format!(
+            return table(format!(
                 "{TABLE} is a virtual table: only a real table is read (a virtual table's rows \
                  are computed, maybe without end)"
             ));
         }
-        Some(_) => return Err(format!("{TABLE} is not a plain table: only one is read")),
+        Some(_) => return table(format!("{TABLE} is not a plain table: only one is read")),
     }
 
     let mut names = Vec::new();
     {
+        let columns_failed = database("cannot read the table's columns");
         let mut stmt = conn
             .prepare("SELECT name, hidden FROM pragma_table_xinfo(?1, 'main')")
-            .map_err(|e| fail("cannot read the table's columns", e))?;
-        let mut columns = stmt
-            .query([TABLE])
-            .map_err(|e| fail("cannot read the table's columns", e))?;
-        while let Some(column) = columns
-            .next()
-            .map_err(|e| fail("cannot read the table's columns", e))?
-        {
-            let name: String = column
-                .get(0)
-                .map_err(|e| fail("cannot read the table's columns", e))?;
-            let hidden: i64 = column
-                .get(1)
-                .map_err(|e| fail("cannot read the table's columns", e))?;
+            .map_err(columns_failed)?;
+        let mut columns = stmt.query([TABLE]).map_err(columns_failed)?;
+        while let Some(column) = columns.next().map_err(columns_failed)? {
+            let name: String = column.get(0).map_err(columns_failed)?;
+            let hidden: i64 = column.get(1).map_err(columns_failed)?;
             if hidden == 2 {
-                return Err(format!(
+                return table(format!(
                     "column {} of the {TABLE} table is generated when read: only stored \
                      columns are read",
                     names.len() + 1
@@ -110,7 +103,8 @@ pub fn read_with<T>(path: &Path, consume: impl FnOnce(Rows<'_>) -> T) -> Result<
     }
     let fields = fields_for_columns(&names, |n| {
         format!("column {n} of the {TABLE} table is not a token field")
-    })?;
+    })
+    .map_err(ImportError::Columns)?;
 
     let total: i64 = conn
         .query_row(
@@ -118,33 +112,41 @@ pub fn read_with<T>(path: &Path, consume: impl FnOnce(Rows<'_>) -> T) -> Result<
             [],
             |row| row.get(0),
         )
-        .map_err(|e| fail("cannot count the table's rows", e))?;
+        .map_err(database("cannot count the table's rows"))?;
     let total = u64::try_from(total).unwrap_or(0);
     if total > MAX_ROWS {
-        return Err(too_many_rows(&format!("the {TABLE} table"), total));
+        return Err(too_many_rows(format!("the {TABLE} table"), total));
     }
 
     let mut stmt = conn
         .prepare(&select(&names))
-        .map_err(|e| fail("cannot read the table", e))?;
-    let mut rows = stmt
-        .query([])
-        .map_err(|e| fail("cannot read the table", e))?;
+        .map_err(database("cannot read the table"))?;
+    let mut rows = stmt.query([]).map_err(database("cannot read the table"))?;
     let mut number = 0;
     let source = std::iter::from_fn(|| {
         let row = match rows.next() {
             Ok(Some(row)) => row,
             Ok(None) => return None,
-            Err(e) => return Some(Err(fail("cannot read the table", e))),
+            Err(e) => return Some(Err(failure("cannot read the table", &e))),
         };
         number += 1;
         Some(
             decode(row, &fields)
                 .map(|token| Row { number, token })
-                .map_err(|e| fail("cannot read the table", e)),
+                .map_err(|e| failure("cannot read the table", &e)),
         )
     });
     Ok(consume(Rows::new(source, Some(total))))
+}
+
+/// What failed, with SQLite's result code (never its text, see [`sqlite_reason`]).
+fn failure(what: &str, e: &rusqlite::Error) -> String {
+    format!("{what}: {}", sqlite_reason(e))
+}
+
+/// [`failure`] as the error of the whole source.
+fn database(what: &'static str) -> impl Fn(rusqlite::Error) -> ImportError + Copy {
+    move |e| ImportError::Database(failure(what, &e))
 }
 
 /// The query for the rows: first the row's cell text in bytes, then every column, each only
@@ -175,7 +177,7 @@ fn select(names: &[String]) -> String {
 fn decode(
     row: &rusqlite::Row<'_>,
     fields: &[TokenField],
-) -> rusqlite::Result<Result<crate::token::OAuthToken, String>> {
+) -> rusqlite::Result<Result<OAuthToken, String>> {
     let size: i64 = row.get(0)?;
     if u64::try_from(size).unwrap_or(u64::MAX) > MAX_ROW_BYTES {
         return Ok(Err(row_too_large()));
@@ -217,7 +219,7 @@ mod tests {
     /// The error of a read that must fail.
     fn error(path: &Path) -> String {
         match read(path) {
-            Err(e) => e,
+            Err(e) => e.to_string(),
             Ok(rows) => panic!("read {} rows", rows.len()),
         }
     }

@@ -4,11 +4,17 @@
 //!
 //! There is no fallback: when the keychain cannot be reached the caller gets
 //! [`Error::Keychain`](crate::Error::Keychain) and must use another key slot.
+//!
+//! The entries are this module's: it creates them (with a keychain slot), finds the one that
+//! opens a store's keychain slot and deletes them; the vault only asks.
 
 use secrecy::{ExposeSecret, SecretBox};
 use zeroize::Zeroizing;
 
+use super::Credential;
 use crate::crypto::fill_random;
+use crate::format::header::{Header, SlotKind};
+use crate::format::hex;
 use crate::store::{Error, Result};
 
 /// The keychain service name of every tokenvault entry.
@@ -41,8 +47,10 @@ fn entry(account: &str) -> Result<keyring::Entry> {
     keyring::Entry::new(SERVICE, account).map_err(|e| keychain_error(e, account))
 }
 
-/// Creates a new random secret and stores it for `account`, replacing any entry there.
-pub(crate) fn create(account: &str) -> Result<SecretBox<[u8; 32]>> {
+/// Creates a new random secret and stores it for the store `store_id`, replacing any entry
+/// there.
+pub(crate) fn create(store_id: &[u8; 16]) -> Result<SecretBox<[u8; 32]>> {
+    let account = &hex(store_id);
     let mut secret = SecretBox::new(Box::new([0u8; 32]));
     fill_random(secrecy::ExposeSecretMut::expose_secret_mut(&mut secret))?;
     entry(account)?
@@ -51,8 +59,9 @@ pub(crate) fn create(account: &str) -> Result<SecretBox<[u8; 32]>> {
     Ok(secret)
 }
 
-/// The secret stored for `account`.
-pub(crate) fn load(account: &str) -> Result<SecretBox<[u8; 32]>> {
+/// The secret stored for the store `store_id`.
+pub(crate) fn load(store_id: &[u8; 16]) -> Result<SecretBox<[u8; 32]>> {
+    let account = &hex(store_id);
     let bytes = Zeroizing::new(
         entry(account)?
             .get_secret()
@@ -68,8 +77,9 @@ pub(crate) fn load(account: &str) -> Result<SecretBox<[u8; 32]>> {
     Ok(secret)
 }
 
-/// Whether the keychain has an entry for `account`.
-pub(crate) fn exists(account: &str) -> Result<bool> {
+/// Whether the keychain has an entry for the store `store_id`.
+fn exists(store_id: &[u8; 16]) -> Result<bool> {
+    let account = &hex(store_id);
     match entry(account)?.get_secret() {
         Ok(bytes) => {
             drop(Zeroizing::new(bytes));
@@ -80,8 +90,12 @@ pub(crate) fn exists(account: &str) -> Result<bool> {
     }
 }
 
-/// Deletes the entry for `account`; no entry is not an error.
-pub(crate) fn delete(account: &str) -> Result<()> {
+/// Deletes the entry for the store `store_id`; no entry is not an error.
+pub(crate) fn delete(store_id: &[u8; 16]) -> Result<()> {
+    delete_account(&hex(store_id))
+}
+
+fn delete_account(account: &str) -> Result<()> {
     match entry(account)?.delete_credential() {
         Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
         Err(e) => Err(keychain_error(e, account)),
@@ -93,5 +107,76 @@ pub(crate) fn delete(account: &str) -> Result<()> {
 /// # Errors
 /// [`Error::Keychain`] if the keychain cannot be reached.
 pub fn delete_entry(store_id: &str) -> Result<()> {
-    delete(store_id)
+    delete_account(store_id)
+}
+
+/// The error when this machine's entry for the store opens none of its keychain slots.
+pub(crate) fn opens_no_slot(store_id: &[u8; 16]) -> Error {
+    Error::Keychain {
+        reason: format!(
+            "the OS keychain's key for store {} opens none of its keychain slots (altered, or the \
+             store was copied from another machine: add a keychain slot here)",
+            hex(store_id)
+        ),
+    }
+}
+
+/// This machine's OS keychain entry for a store, found to open one of the store's keychain
+/// slots (a keychain holds one entry per store, so at most one slot).
+#[derive(Debug)]
+pub(crate) struct LocalEntry {
+    store_id: [u8; 16],
+    slot: u32,
+}
+
+impl LocalEntry {
+    /// The entry of this machine's keychain that opens a keychain slot of `header`, if any. The
+    /// keychain is not asked when the store has no keychain slot.
+    ///
+    /// # Errors
+    /// Keychain errors other than a missing entry; [`Error::Tampered`] for a slot whose key
+    /// does not match the header's commitment.
+    pub(crate) fn find(header: &Header) -> Result<Option<LocalEntry>> {
+        if !header
+            .slots
+            .iter()
+            .any(|s| matches!(s.kind, SlotKind::Keychain { .. }))
+            || !exists(&header.store_id)?
+        {
+            return Ok(None);
+        }
+        Ok(Credential::Keychain
+            .unlock(header)?
+            .map(|(slot, _)| LocalEntry {
+                store_id: header.store_id,
+                slot,
+            }))
+    }
+
+    /// The entry to delete with slot `id` of `header`: this machine's entry, if `id` is the
+    /// keychain slot it opens. A keychain that cannot be asked counts as holding none (the
+    /// slot can still be removed; an entry that stays opens nothing).
+    pub(crate) fn of_slot(header: &Header, id: u32) -> Option<LocalEntry> {
+        let is_keychain_slot = header
+            .slots
+            .iter()
+            .any(|s| s.id == id && matches!(s.kind, SlotKind::Keychain { .. }));
+        if !is_keychain_slot {
+            return None;
+        }
+        Self::find(header).ok().flatten().filter(|e| e.slot == id)
+    }
+
+    /// The keychain slot it opens.
+    pub(crate) fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// Deletes the entry.
+    ///
+    /// # Errors
+    /// [`Error::Keychain`] if the keychain cannot be reached.
+    pub(crate) fn delete(self) -> Result<()> {
+        delete(&self.store_id)
+    }
 }

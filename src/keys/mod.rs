@@ -1,6 +1,13 @@
 //! Key sources: what unlocks a key slot. A store keeps its store key wrapped once per slot, so
 //! a passphrase, a raw key and the OS keychain can each open the same store.
+//!
+//! This layer owns the slots' side of the key hierarchy: making a slot for a credential, finding
+//! the slot a credential opens, the slot kinds a caller sees ([`StoreInfo`]), which credential to
+//! use from the environment ([`Credential::from_env`]), and the OS keychain entries behind
+//! keychain slots (created, found and deleted here; the vault only asks).
 
+mod base64;
+mod env;
 #[cfg(feature = "keychain")]
 pub mod keychain;
 
@@ -9,11 +16,71 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretBox};
 use zeroize::Zeroizing;
 
+pub use env::{CredentialChoice, CredentialError, PassphraseOrigin};
+
 use crate::crypto::{
-    Argon2Params, KdfFloor, Key, derive_passphrase_kek, label, random_array, role,
+    Argon2Params, CryptoError, KdfFloor, Key, derive_passphrase_kek, label, random_array, role,
 };
-use crate::format::header::{Slot, SlotKind};
-use crate::store::Result;
+use crate::format::header::{Header, Slot, SlotKind};
+use crate::store::{Error, KeySlotKind, Result, Subject};
+
+/// A primitive's failure, in the crate's terms (crypto knows nothing above it).
+impl From<CryptoError> for Error {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::Random => Error::Random,
+            CryptoError::KdfParamsOutOfBounds { m_kib, t, p } => {
+                Error::KdfParamsOutOfBounds { m_kib, t, p }
+            }
+        }
+    }
+}
+
+// The public constructor of the crypto layer's parameter type lives here, with the passphrase
+// key source, because it reports the crate's `Error`.
+impl Argon2Params {
+    /// Parameters within the accepted bounds (m 19 MiB..=1 GiB in KiB, t 2..=10, p 1..=16).
+    ///
+    /// # Errors
+    /// [`Error::KdfParamsOutOfBounds`] outside them.
+    pub fn new(m_kib: u32, t: u32, p: u32) -> Result<Self> {
+        Ok(Argon2Params::bounded(m_kib, t, p, KdfFloor::Enforced)?)
+    }
+}
+
+/// One key slot, as [`EncryptedStore::slots`](crate::EncryptedStore::slots) and
+/// [`inspect`](crate::inspect) list it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// Slot id (stable; used to remove it).
+    pub id: u32,
+    /// What opens it.
+    pub kind: KeySlotKind,
+    /// Whether this handle was opened through this slot (always false from
+    /// [`inspect`](crate::inspect)).
+    pub opened_with: bool,
+}
+
+/// What a store's header says before it is unlocked. Nothing here is authenticated yet (the
+/// header MAC needs the store key): use it to pick a credential (see
+/// [`Credential::from_env`]), not to trust anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreInfo {
+    /// The store id, hex.
+    pub store_id: String,
+    /// The key slots.
+    pub slots: Vec<SlotInfo>,
+}
+
+/// The kind of credential that opens a slot of this kind.
+pub(crate) fn slot_kind(kind: &SlotKind) -> KeySlotKind {
+    match kind {
+        SlotKind::Passphrase { .. } => KeySlotKind::Passphrase,
+        SlotKind::RawKey { .. } => KeySlotKind::RawKey,
+        SlotKind::Keychain { .. } => KeySlotKind::Keychain,
+        SlotKind::Unknown { code, .. } => KeySlotKind::Unknown(*code),
+    }
+}
 
 /// Something that opens a key slot. Redacted in `Debug`; zeroized on drop.
 #[non_exhaustive]
@@ -60,7 +127,17 @@ impl Credential {
         Credential::Keychain
     }
 
-    /// The kind of slot this credential opens, for messages.
+    /// The kind of slot this credential opens.
+    pub fn kind(&self) -> KeySlotKind {
+        match self {
+            Credential::Passphrase(_) => KeySlotKind::Passphrase,
+            Credential::RawKey(_) => KeySlotKind::RawKey,
+            #[cfg(feature = "keychain")]
+            Credential::Keychain => KeySlotKind::Keychain,
+        }
+    }
+
+    /// The kind of slot this credential opens, for messages (as [`KeySlotKind`] displays it).
     pub fn kind_name(&self) -> &'static str {
         match self {
             Credential::Passphrase(_) => "passphrase",
@@ -109,7 +186,7 @@ impl Credential {
             ),
             #[cfg(feature = "keychain")]
             Credential::Keychain => {
-                let secret = keychain::create(&crate::vault::hex_id(store_id))?;
+                let secret = keychain::create(store_id)?;
                 (
                     SlotKind::Keychain { salt, wrapped },
                     secret_kek(secret.expose_secret(), &salt, label::KEYCHAIN_SLOT),
@@ -122,8 +199,21 @@ impl Credential {
         Ok(slot)
     }
 
+    /// Undoes what [`new_slot`](Self::new_slot) did outside the store once the slot it made
+    /// was not written: deletes the keychain entry it created for `store_id` (nothing for other
+    /// kinds). Only for an entry no written slot can use: a store id that is new, or a keychain
+    /// checked beforehand to open none of the store's slots. Best effort: a keychain failure
+    /// leaves an entry that opens nothing.
+    pub(crate) fn discard_new_slot(&self, store_id: &[u8; 16]) {
+        #[cfg(feature = "keychain")]
+        if matches!(self, Credential::Keychain) {
+            let _ = keychain::delete(store_id);
+        }
+        let _ = store_id; // only the keychain needs it
+    }
+
     /// Whether this credential is of the kind that opens `slot`.
-    pub(crate) fn fits(&self, slot: &SlotKind) -> bool {
+    fn fits(&self, slot: &SlotKind) -> bool {
         match (self, slot) {
             (Credential::Passphrase(_), SlotKind::Passphrase { .. })
             | (Credential::RawKey(_), SlotKind::RawKey { .. }) => true,
@@ -136,16 +226,12 @@ impl Credential {
     /// The KEK this credential gives for `slot` of store `store_id`, or `None` if it is of
     /// another kind. Argon2id parameters are checked against the bounds before the KDF runs;
     /// the keychain is asked for the store's secret.
-    pub(crate) fn kek_for(
-        &self,
-        slot: &SlotKind,
-        store_id: &[u8; 16],
-    ) -> Result<Option<Key<role::Kek>>> {
+    fn kek_for(&self, slot: &SlotKind, store_id: &[u8; 16]) -> Result<Option<Key<role::Kek>>> {
         let _ = store_id; // only the keychain needs it
         match (self, slot) {
-            (Credential::Passphrase(p), SlotKind::Passphrase { params, salt, .. }) => {
-                derive_passphrase_kek(p.secret.as_bytes(), salt, params, p.floor).map(Some)
-            }
+            (Credential::Passphrase(p), SlotKind::Passphrase { params, salt, .. }) => Ok(Some(
+                derive_passphrase_kek(p.secret.as_bytes(), salt, params, p.floor)?,
+            )),
             (Credential::RawKey(raw), SlotKind::RawKey { salt, .. }) => Ok(Some(secret_kek(
                 raw.0.expose_secret(),
                 salt,
@@ -153,7 +239,7 @@ impl Credential {
             ))),
             #[cfg(feature = "keychain")]
             (Credential::Keychain, SlotKind::Keychain { salt, .. }) => {
-                let secret = keychain::load(&crate::vault::hex_id(store_id))?;
+                let secret = keychain::load(store_id)?;
                 Ok(Some(secret_kek(
                     secret.expose_secret(),
                     salt,
@@ -163,16 +249,66 @@ impl Credential {
             _ => Ok(None),
         }
     }
+
+    /// The store key from the first of `header`'s slots that this credential opens, with that
+    /// slot's id; `None` if none does.
+    ///
+    /// # Errors
+    /// [`Error::Tampered`] for a slot whose key does not match the header's commitment; KDF
+    /// bound and keychain errors.
+    pub(crate) fn unlock(&self, header: &Header) -> Result<Option<(u32, Key<role::Store>)>> {
+        for slot in header.slots.iter().filter(|s| self.fits(&s.kind)) {
+            let (Some(kek), Some(wrapped)) = (
+                self.kek_for(&slot.kind, &header.store_id)?,
+                slot.kind.wrapped(),
+            ) else {
+                continue;
+            };
+            let Ok(store_key) = kek
+                .aead()
+                .unwrap_key::<role::Store>(wrapped, &slot.wrap_ad(&header.store_id))
+            else {
+                continue;
+            };
+            if !store_key.matches_commitment(&header.store_key_commitment) {
+                return Err(Error::Tampered {
+                    what: Subject::KeySlot(slot.id),
+                });
+            }
+            return Ok(Some((slot.id, store_key)));
+        }
+        Ok(None)
+    }
+
+    /// Opens `header` (parsed, not yet authenticated): the store key and the id of the slot
+    /// that gave it. Its commitment is checked; the header's MAC is the caller's to check next.
+    ///
+    /// # Errors
+    /// [`Error::NoMatchingSlot`] if no slot is of this credential's kind; [`Error::WrongKey`]
+    /// if none of them opens; for the keychain, [`Error::Keychain`] when this machine's entry
+    /// opens none of them; and as [`unlock`](Self::unlock).
+    pub(crate) fn open(&self, header: &Header) -> Result<(u32, Key<role::Store>)> {
+        if !header.slots.iter().any(|s| self.fits(&s.kind)) {
+            return Err(Error::NoMatchingSlot {
+                kind: self.kind(),
+                available: header.slots.iter().map(|s| slot_kind(&s.kind)).collect(),
+            });
+        }
+        match self.unlock(header)? {
+            Some(opened) => Ok(opened),
+            #[cfg(feature = "keychain")]
+            None if matches!(self, Credential::Keychain) => {
+                Err(keychain::opens_no_slot(&header.store_id))
+            }
+            None => Err(Error::WrongKey),
+        }
+    }
 }
 
 /// A slot KEK from a 32-byte secret (raw key or keychain): HKDF with the slot's salt, so the
 /// same secret gives a different KEK in every slot and store.
 fn secret_kek(secret: &[u8; 32], salt: &[u8; 16], label: &[u8]) -> Key<role::Kek> {
-    let ikm: Key<role::Kek> = Key::try_init(|out| {
-        out.copy_from_slice(secret);
-        Ok(())
-    })
-    .expect("infallible init");
+    let ikm: Key<role::Kek> = Key::init(|out| out.copy_from_slice(secret));
     ikm.derive_salted(Some(salt), label)
 }
 

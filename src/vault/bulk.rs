@@ -5,7 +5,9 @@ use std::time::SystemTime;
 
 use super::{EncryptedStore, Saved};
 use crate::backend::Backend;
+use crate::matching::LookupField;
 use crate::store::{Error, Result, TokenStore};
+use crate::token::OAuthToken;
 
 /// What [`EncryptedStore::copy_into`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,7 +27,7 @@ impl<B: Backend> EncryptedStore<B> {
     /// # Errors
     /// Storage and integrity errors; records pruned before the error stay deleted.
     pub fn prune_expired(&self, now: SystemTime) -> Result<Vec<String>> {
-        let expired = |token: &crate::OAuthToken| token.expires_at().is_some_and(|at| at <= now);
+        let expired = |token: &OAuthToken| token.expires_at().is_some_and(|at| at <= now);
         let candidates: Vec<String> = self
             .get_tokens()?
             .iter()
@@ -75,7 +77,7 @@ impl<B: Backend> EncryptedStore<B> {
                 && existing.user_name() != token.user_name()
             {
                 return Err(Error::Conflict {
-                    field: crate::LookupField::UserName,
+                    field: LookupField::UserName,
                     existing_id: id.to_owned(),
                 });
             }

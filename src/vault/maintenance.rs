@@ -6,59 +6,15 @@ use crate::crypto::{Argon2Params, Key, role};
 use crate::format::header::{
     self, DataKeyEntry, MAX_KEYS, MAX_PASSPHRASE_SLOTS, MAX_SLOTS, SlotKind,
 };
-use crate::format::record;
-use crate::keys::Credential;
+use crate::format::{hex, record};
+#[cfg(feature = "keychain")]
+use crate::keys::keychain::LocalEntry;
+use crate::keys::{Credential, SlotInfo, StoreInfo, slot_kind};
 use crate::store::{Error, Result};
 
 /// Records re-sealed per transaction during rotation: small enough to keep each transaction
 /// short, large enough that commits do not dominate.
 const ROTATE_BATCH: usize = 256;
-
-/// One key slot, as `slots()` and [`inspect`] list it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SlotInfo {
-    /// Slot id (stable; used to remove it).
-    pub id: u32,
-    /// What opens it.
-    pub kind: KeySlotKind,
-    /// Whether this handle was opened through this slot (always false from [`inspect`]).
-    pub opened_with: bool,
-}
-
-/// What kind of credential opens a key slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KeySlotKind {
-    /// A passphrase (Argon2id).
-    Passphrase,
-    /// A 32-byte key held by the application.
-    RawKey,
-    /// A secret in the OS keychain.
-    Keychain,
-    /// A kind written by a newer build, by its code.
-    Unknown(u8),
-}
-
-impl std::fmt::Display for KeySlotKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KeySlotKind::Passphrase => f.write_str("passphrase"),
-            KeySlotKind::RawKey => f.write_str("raw key"),
-            KeySlotKind::Keychain => f.write_str("keychain"),
-            KeySlotKind::Unknown(code) => write!(f, "unknown (code {code})"),
-        }
-    }
-}
-
-/// What a store's header says before it is unlocked. Nothing here is authenticated yet (the
-/// header MAC needs the store key): use it to pick a credential, not to trust anything.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreInfo {
-    /// The store id, hex.
-    pub store_id: String,
-    /// The key slots.
-    pub slots: Vec<SlotInfo>,
-}
 
 /// Reads the header of the store in `backend` without unlocking it.
 ///
@@ -69,7 +25,7 @@ pub fn inspect(backend: &dyn Backend) -> Result<StoreInfo> {
     let bytes = backend.read_header()?.ok_or(Error::NoStore)?;
     let header = header::Header::read(&bytes)?;
     Ok(StoreInfo {
-        store_id: super::hex_id(&header.store_id),
+        store_id: hex(&header.store_id),
         slots: header
             .slots
             .iter()
@@ -115,15 +71,6 @@ pub struct RotationReport {
     pub resealed: usize,
     /// Whether this call finished a rotation an earlier one had begun.
     pub resumed: bool,
-}
-
-pub(super) fn slot_kind(kind: &SlotKind) -> KeySlotKind {
-    match kind {
-        SlotKind::Passphrase { .. } => KeySlotKind::Passphrase,
-        SlotKind::RawKey { .. } => KeySlotKind::RawKey,
-        SlotKind::Keychain { .. } => KeySlotKind::Keychain,
-        SlotKind::Unknown { code, .. } => KeySlotKind::Unknown(*code),
-    }
 }
 
 impl<B: Backend> EncryptedStore<B> {
@@ -210,10 +157,9 @@ impl<B: Backend> EncryptedStore<B> {
             )?);
             Ok(())
         });
-        #[cfg(feature = "keychain")]
-        if result.is_err() && matches!(credential, Credential::Keychain) {
-            // No slot of this keychain existed (checked above): the entry is ours to remove.
-            let _ = crate::keys::keychain::delete(&super::hex_id(&self.store_id));
+        if result.is_err() {
+            // No slot of this keychain existed (checked above): a new entry is ours to remove.
+            credential.discard_new_slot(&self.store_id);
         }
         result.map(|()| added)
     }
@@ -226,10 +172,7 @@ impl<B: Backend> EncryptedStore<B> {
     /// errors.
     pub fn remove_slot(&self, id: u32) -> Result<()> {
         #[cfg(feature = "keychain")]
-        let local_keychain_slot = match self.slots()?.iter().find(|s| s.id == id) {
-            Some(s) if s.kind == KeySlotKind::Keychain => self.keychain_slot_here().unwrap_or(None),
-            _ => None,
-        };
+        let local_entry = LocalEntry::of_slot(&self.sync(self.backend.read_header()?)?.header, id);
         self.update_header(&mut |header| {
             if header.slots.len() == 1 {
                 return Err(Error::Refused {
@@ -246,8 +189,8 @@ impl<B: Backend> EncryptedStore<B> {
             Ok(())
         })?;
         #[cfg(feature = "keychain")]
-        if local_keychain_slot == Some(id) {
-            crate::keys::keychain::delete(&super::hex_id(&self.store_id))?;
+        if let Some(entry) = local_entry {
+            entry.delete()?;
         }
         Ok(())
     }
@@ -259,18 +202,7 @@ impl<B: Backend> EncryptedStore<B> {
     #[cfg(feature = "keychain")]
     pub fn keychain_slot_here(&self) -> Result<Option<u32>> {
         let state = self.sync(self.backend.read_header()?)?;
-        if !state
-            .header
-            .slots
-            .iter()
-            .any(|s| matches!(s.kind, SlotKind::Keychain { .. }))
-        {
-            return Ok(None);
-        }
-        if !crate::keys::keychain::exists(&super::hex_id(&self.store_id))? {
-            return Ok(None);
-        }
-        Ok(super::unlock(&state.header, &Credential::Keychain)?.map(|(id, _)| id))
+        Ok(LocalEntry::find(&state.header)?.map(|entry| entry.slot()))
     }
 
     /// Deletes this machine's OS keychain entry for the store, if one of its keychain slots
@@ -280,11 +212,11 @@ impl<B: Backend> EncryptedStore<B> {
     /// Keychain errors; storage and integrity errors.
     #[cfg(feature = "keychain")]
     pub fn forget_keychain_entry(&self) -> Result<bool> {
-        if self.keychain_slot_here()?.is_none() {
-            return Ok(false);
+        let state = self.sync(self.backend.read_header()?)?;
+        match LocalEntry::find(&state.header)? {
+            Some(entry) => entry.delete().map(|()| true),
+            None => Ok(false),
         }
-        crate::keys::keychain::delete(&super::hex_id(&self.store_id))?;
-        Ok(true)
     }
 
     /// The store's key slots.
@@ -469,6 +401,7 @@ mod tests {
     use super::*;
     use crate::backend::MemoryBackend;
     use crate::keys::RawKey;
+    use crate::store::KeySlotKind;
     use crate::store::TokenStore;
     use crate::token::OAuthToken;
     use crate::vault::SEAL_LIMIT;
@@ -499,6 +432,27 @@ mod tests {
                 .with_user_name(user)
                 .with_refresh_token(user),
         )
+    }
+
+    #[test]
+    fn no_matching_slot_names_the_kinds_as_values() {
+        let s = store();
+        s.add_slot(
+            &Credential::raw_key(RawKey::from_bytes([2; 32])),
+            Argon2Params::default(),
+        )
+        .unwrap();
+        let passphrase = Credential::passphrase("pw");
+        let e = EncryptedStore::open(s.into_backend(), &passphrase).unwrap_err();
+        let Error::NoMatchingSlot { kind, available } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(*kind, KeySlotKind::Passphrase);
+        assert_eq!(available, &[KeySlotKind::RawKey, KeySlotKind::RawKey]);
+        assert_eq!(
+            e.to_string(),
+            "this store has no passphrase key slot; open it with one of its slots: raw key, raw key"
+        );
     }
 
     #[test]

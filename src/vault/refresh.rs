@@ -17,24 +17,35 @@ pub const REFRESH_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(60);
 
 /// Why [`EncryptedStore::refresh_with`] failed.
+///
+/// Its message says which side failed; the failure itself is its
+/// [`source`](std::error::Error::source) (print the chain to show both). It is a
+/// [`std::error::Error`] when the refresher's error is one.
 #[derive(Debug)]
 pub enum RefreshError<E> {
-    /// The store failed (or no record matched: [`Error::NotFound`]).
+    /// The store failed (or no record matched: [`Error::NoMatch`], [`Error::NotFound`]).
     Store(Error),
     /// The refresher failed; the stored record is untouched.
     Refresher(E),
 }
 
-impl<E: fmt::Display> fmt::Display for RefreshError<E> {
+impl<E> fmt::Display for RefreshError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RefreshError::Store(e) => e.fmt(f),
-            RefreshError::Refresher(e) => write!(f, "refresh failed: {e}"),
-        }
+        f.write_str(match self {
+            RefreshError::Store(_) => "the token store failed during the refresh",
+            RefreshError::Refresher(_) => "refresh failed; the stored token is unchanged",
+        })
     }
 }
 
-impl<E: fmt::Debug + fmt::Display> std::error::Error for RefreshError<E> {}
+impl<E: std::error::Error + 'static> std::error::Error for RefreshError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(match self {
+            RefreshError::Store(e) => e,
+            RefreshError::Refresher(e) => e,
+        })
+    }
+}
 
 impl<E> From<Error> for RefreshError<E> {
     fn from(e: Error) -> Self {
@@ -102,5 +113,34 @@ impl<B: Backend> EncryptedStore<B> {
         fresh.set_id(Some(id));
         self.save_token(&mut fresh)?;
         Ok(fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn the_cause_is_the_source_and_not_repeated_in_the_message() {
+        let store: RefreshError<std::io::Error> = Error::NotFound { id: "7".into() }.into();
+        assert_eq!(
+            store.to_string(),
+            "the token store failed during the refresh"
+        );
+        assert_eq!(
+            store.source().unwrap().to_string(),
+            Error::NotFound { id: "7".into() }.to_string()
+        );
+
+        let refresher = RefreshError::Refresher(std::io::Error::other("invalid_grant"));
+        assert!(!refresher.to_string().contains("invalid_grant"));
+        let source = refresher.source().unwrap();
+        assert_eq!(source.to_string(), "invalid_grant");
+        assert!(
+            source.is::<std::io::Error>(),
+            "the refresher's own error, to downcast"
+        );
     }
 }

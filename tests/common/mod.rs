@@ -16,6 +16,7 @@ pub mod model;
 pub mod semantics;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod servers;
+pub mod skipped;
 
 use std::time::Duration;
 
@@ -75,6 +76,7 @@ impl<B: Backend, P: Send + Sync> Backend for Within<B, P> {
 }
 
 /// A fresh SQLite backend in a new temporary directory.
+#[cfg(feature = "sqlite")]
 pub fn temp_sqlite() -> Box<dyn Backend> {
     let dir = tempfile::tempdir().expect("temp dir");
     let backend = tokenvault::backend::SqliteBackend::open(dir.path().join("tokens.db"))

@@ -46,6 +46,7 @@ pub fn postgres_var(var: &str, what: &str) -> Option<String> {
              `eval \"$(bash .ci/services/postgres.sh start)\"`"
         );
     }
+    super::skipped::record(&current_test(), "PostgreSQL");
     static NOTE: Once = Once::new();
     NOTE.call_once(|| {
         let _ = writeln!(
@@ -70,6 +71,7 @@ pub fn mysql_var(var: &str, test: &str, noun: &str) -> Option<String> {
              (bash .ci/services/mariadb.sh start) and export what it prints"
         );
     }
+    super::skipped::record(test, "MariaDB");
     let _ = writeln!(
         std::io::stderr(),
         "SKIPPED {test}: {var} is not set, this {noun} did not run \

@@ -20,7 +20,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tokenvault");
 /// Where the Zoho SDK fixtures live.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/zoho")
+        .join("../tests/fixtures/zoho")
         .join(name)
 }
 

@@ -8,7 +8,7 @@ use tokenvault::{OAuthToken, Saved, TokenField, TokenStore};
 use zeroize::Zeroizing;
 
 use crate::CliError;
-use crate::open::{Store, StoreUri, Unlock};
+use crate::open::{Store, StoreUri, Unlock, with_causes};
 use crate::output::escape_controls;
 
 /// All of stdin, in a buffer that is cleared when dropped.
@@ -31,7 +31,7 @@ pub fn read_stdin() -> Result<Zeroizing<String>, CliError> {
 /// Parses stdin as one token object or an array of them.
 fn tokens_from_stdin() -> Result<Vec<OAuthToken>, CliError> {
     let rows = tokenvault::import::json::read(read_stdin()?.as_bytes())
-        .map_err(|e| CliError::failure(format!("stdin: {e}")))?;
+        .map_err(|e| CliError::failure(format!("stdin: {}", with_causes(&e))))?;
     rows.into_iter()
         .map(|row| {
             row.token.map_err(|reason| {

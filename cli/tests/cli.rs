@@ -7,7 +7,6 @@
 //! in a new session, so without a controlling terminal. Most stores use a raw key
 //! (`init --key env`) for speed; the passphrase ones run the default Argon2id.
 //! The prompt tests drive a pseudo-terminal (`tests/cli/pty.rs`).
-#![cfg(feature = "cli")]
 
 #[path = "cli/hardening.rs"]
 mod hardening;

@@ -4,156 +4,19 @@
 //! `Display`, and it is not `Serialize`. Writing the secrets out is an explicit act:
 //! [`OAuthToken::expose_secrets`] returns a view that serializes every field.
 
+mod field;
+mod json;
+mod secret;
+
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::ser::SerializeStruct;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-macro_rules! secret_string {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        ///
-        /// Zeroized on drop, redacted in `Debug`, compared in constant time; the value is reachable
-        /// only through [`expose_secret`](Self::expose_secret).
-        #[derive(Clone)]
-        pub struct $name(Zeroizing<String>);
-
-        impl $name {
-            /// Wraps a secret value. The `String` is moved, not copied.
-            pub fn new(value: impl Into<String>) -> Self {
-                Self(Zeroizing::new(value.into()))
-            }
-
-            /// The secret itself. Every call site that uses it is a place where it can leak.
-            pub fn expose_secret(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(concat!(stringify!($name), "(<redacted>)"))
-            }
-        }
-
-        impl PartialEq for $name {
-            fn eq(&self, other: &Self) -> bool {
-                self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
-            }
-        }
-
-        impl Eq for $name {}
-    };
-}
-
-secret_string!(
-    /// The OAuth client secret.
-    ClientSecret
-);
-secret_string!(
-    /// A refresh token (long-lived; spends to get new access tokens).
-    RefreshToken
-);
-secret_string!(
-    /// An access token (short-lived bearer credential).
-    AccessToken
-);
-secret_string!(
-    /// A grant token (one-time authorization code).
-    GrantToken
-);
-
-/// The Zoho SDK's user signature: the user name (an e-mail address in Zoho's SDKs).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UserSignature(String);
-
-impl UserSignature {
-    /// Wraps a user name.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self(name.into())
-    }
-
-    /// The user name.
-    pub fn name(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The ten fields of a token record, in the Zoho SDK's order and with its names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TokenField {
-    /// `id`
-    Id,
-    /// `user_name`
-    UserName,
-    /// `client_id`
-    ClientId,
-    /// `client_secret` (secret)
-    ClientSecret,
-    /// `refresh_token` (secret)
-    RefreshToken,
-    /// `access_token` (secret)
-    AccessToken,
-    /// `grant_token` (secret)
-    GrantToken,
-    /// `expiry_time` (epoch milliseconds)
-    ExpiryTime,
-    /// `redirect_url`
-    RedirectUrl,
-    /// `api_domain`
-    ApiDomain,
-}
-
-impl TokenField {
-    /// All fields, in the Zoho SDK's column order.
-    pub const ALL: [TokenField; 10] = [
-        TokenField::Id,
-        TokenField::UserName,
-        TokenField::ClientId,
-        TokenField::ClientSecret,
-        TokenField::RefreshToken,
-        TokenField::AccessToken,
-        TokenField::GrantToken,
-        TokenField::ExpiryTime,
-        TokenField::RedirectUrl,
-        TokenField::ApiDomain,
-    ];
-
-    /// The field's JSON key (the Zoho SDK's name).
-    pub fn name(self) -> &'static str {
-        match self {
-            TokenField::Id => "id",
-            TokenField::UserName => "user_name",
-            TokenField::ClientId => "client_id",
-            TokenField::ClientSecret => "client_secret",
-            TokenField::RefreshToken => "refresh_token",
-            TokenField::AccessToken => "access_token",
-            TokenField::GrantToken => "grant_token",
-            TokenField::ExpiryTime => "expiry_time",
-            TokenField::RedirectUrl => "redirect_url",
-            TokenField::ApiDomain => "api_domain",
-        }
-    }
-
-    /// The field with this JSON key, if any.
-    pub fn from_name(name: &str) -> Option<TokenField> {
-        TokenField::ALL.into_iter().find(|f| f.name() == name)
-    }
-
-    /// Whether the field holds a secret.
-    pub fn is_secret(self) -> bool {
-        matches!(
-            self,
-            TokenField::ClientSecret
-                | TokenField::RefreshToken
-                | TokenField::AccessToken
-                | TokenField::GrantToken
-        )
-    }
-}
+pub use field::TokenField;
+pub use json::ExposeSecrets;
+pub(crate) use json::parse_expiry;
+pub use secret::{AccessToken, ClientSecret, GrantToken, RefreshToken, UserSignature};
 
 /// One OAuth token record, as the Zoho SDKs define it. Every field is optional; a saved token has
 /// an `id`.
@@ -287,7 +150,7 @@ impl OAuthToken {
 
     /// The user signature (the user name), as the Zoho SDK calls it.
     pub fn user_signature(&self) -> Option<UserSignature> {
-        self.user_name.clone().map(UserSignature)
+        self.user_name.clone().map(UserSignature::new)
     }
 
     /// The expiry time in epoch milliseconds, as the Zoho SDK stores it.
@@ -514,115 +377,6 @@ impl fmt::Debug for OAuthToken {
             .field("redirect_url", &self.redirect_url)
             .field("api_domain", &self.api_domain)
             .finish()
-    }
-}
-
-/// Serializes a token with its secrets; see [`OAuthToken::expose_secrets`].
-pub struct ExposeSecrets<'a> {
-    token: &'a OAuthToken,
-    with_id: bool,
-}
-
-impl Serialize for ExposeSecrets<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let t = self.token;
-        let mut s = serializer.serialize_struct("OAuthToken", 10)?;
-        let expiry = t.expiry_time.map(|ms| ms.to_string());
-        let fields: [(&str, Option<&str>); 10] = [
-            ("id", t.id.as_deref().filter(|_| self.with_id)),
-            ("user_name", t.user_name.as_deref()),
-            ("client_id", t.client_id.as_deref()),
-            (
-                "client_secret",
-                t.client_secret.as_ref().map(ClientSecret::expose_secret),
-            ),
-            (
-                "refresh_token",
-                t.refresh_token.as_ref().map(RefreshToken::expose_secret),
-            ),
-            (
-                "access_token",
-                t.access_token.as_ref().map(AccessToken::expose_secret),
-            ),
-            (
-                "grant_token",
-                t.grant_token.as_ref().map(GrantToken::expose_secret),
-            ),
-            ("expiry_time", expiry.as_deref()),
-            ("redirect_url", t.redirect_url.as_deref()),
-            ("api_domain", t.api_domain.as_deref()),
-        ];
-        for (key, value) in fields {
-            match value {
-                Some(v) => s.serialize_field(key, v)?,
-                None => s.skip_field(key)?,
-            }
-        }
-        s.end()
-    }
-}
-
-/// `expiry_time` in JSON: the Zoho SDKs write a string of digits; a number is accepted too.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ExpiryJson {
-    Text(String),
-    Number(u64),
-}
-
-/// Parses an `expiry_time` value: epoch milliseconds as a string of ASCII digits.
-pub(crate) fn parse_expiry(text: &str) -> Result<Option<u64>, &'static str> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("expiry_time must be epoch milliseconds (digits only)");
-    }
-    text.parse()
-        .map(Some)
-        .map_err(|_| "expiry_time is too large")
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenJson {
-    id: Option<String>,
-    user_name: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    refresh_token: Option<String>,
-    access_token: Option<String>,
-    grant_token: Option<String>,
-    expiry_time: Option<ExpiryJson>,
-    #[serde(alias = "redirect_uri")]
-    redirect_url: Option<String>,
-    api_domain: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for OAuthToken {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let json = TokenJson::deserialize(deserializer)?;
-        let expiry_time = match json.expiry_time {
-            None => None,
-            Some(ExpiryJson::Number(ms)) => Some(ms),
-            Some(ExpiryJson::Text(text)) => {
-                parse_expiry(&text).map_err(serde::de::Error::custom)?
-            }
-        };
-        let mut token = OAuthToken {
-            expiry_time,
-            ..OAuthToken::default()
-        };
-        token.set_id(json.id);
-        token.set_user_name(json.user_name);
-        token.set_client_id(json.client_id);
-        token.set_client_secret(json.client_secret);
-        token.set_refresh_token(json.refresh_token);
-        token.set_access_token(json.access_token);
-        token.set_grant_token(json.grant_token);
-        token.set_redirect_url(json.redirect_url);
-        token.set_api_domain(json.api_domain);
-        Ok(token)
     }
 }
 

@@ -1,9 +1,7 @@
 //! Race-free refresh (`EncryptedStore::refresh_with`) and `tokenvault access-token`, against a
 //! real OAuth token endpoint on 127.0.0.1 that rotates refresh tokens and counts calls.
 
-#![cfg(feature = "cli")]
-
-#[path = "refresh/oauth_server.rs"]
+#[path = "../../tests/refresh/oauth_server.rs"]
 mod oauth_server;
 #[path = "cli/support.rs"]
 #[allow(dead_code)]

@@ -1,11 +1,10 @@
-//! `tokenvault access-token`: a thin wrapper over the library's refresh grant
-//! (`tokenvault::oauth`) and `EncryptedStore::refresh_with`.
+//! `tokenvault access-token`: a thin wrapper over `EncryptedStore::access_token`.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokenvault::{OAuthToken, TokenField, oauth};
+use tokenvault::{AccessOptions, OAuthToken, oauth};
 
 use crate::CliError;
 use crate::open::{Store, StoreUri};
@@ -27,26 +26,22 @@ pub fn access_token(
         (None, Some(user)) => OAuthToken::new().with_user_name(user),
         (None, None) => return Err(CliError::usage("give an id or --user NAME")),
     };
+    let mut options = AccessOptions::default()
+        .with_skew(Duration::from_secs(skew))
+        .with_timeout(Duration::from_secs(timeout));
     if let Some(url) = token_url {
         oauth::check_token_url(url).map_err(|e| CliError::usage(e.to_string()))?;
+        options = options.with_token_url(url);
     }
-    let timeout = Duration::from_secs(timeout);
-    let token = store
-        .refresh_with(&query, Duration::from_secs(skew), |stored| {
-            oauth::refresh(stored, token_url, timeout)
-        })
-        .map_err(|e| match e {
-            tokenvault::RefreshError::Store(e) => uri.error(e),
-            tokenvault::RefreshError::Refresher(e) => CliError::failure(e.to_string()),
-        })?;
-    let access = token
-        .expose_field(TokenField::AccessToken)
-        .ok_or_else(|| CliError::failure("the token endpoint gave no access token"))?;
+    let access = store.access_token(&query, &options).map_err(|e| match e {
+        tokenvault::RefreshError::Store(e) => uri.error(e),
+        tokenvault::RefreshError::Refresher(e) => CliError::failure(e.to_string()),
+    })?;
     // A token stored before answers were checked may still hold control characters.
     writeln!(
         std::io::stdout().lock(),
         "{}",
-        escape_controls(access.as_str())
+        escape_controls(access.expose_secret())
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ use tokenvault::{EncryptedStore, TokenStore};
 use crate::CliError;
 use crate::cli::{ExportFormat, ImportFormat};
 use crate::keys::progress_bar;
-use crate::open::{Store, StoreUri, Unlock};
+use crate::open::{Store, StoreUri, Unlock, with_causes};
 
 pub fn import(
     store: &Store,
@@ -22,6 +22,7 @@ pub fn import(
     json: bool,
 ) -> Result<ExitCode, CliError> {
     let unreadable = |reason: String| CliError::failure(format!("{}: {reason}", file.display()));
+    let refused = |e: import::ImportError| unreadable(with_causes(&e));
     // A CSV or JSON file is read into memory: one too large is refused before it is read.
     let open = || {
         let input = File::open(file).map_err(|e| unreadable(e.to_string()))?;
@@ -29,7 +30,7 @@ pub fn import(
             .metadata()
             .map_err(|e| unreadable(e.to_string()))?
             .len();
-        import::check_input_size(len).map_err(unreadable)?;
+        import::check_input_size(len).map_err(refused)?;
         Ok::<_, CliError>(input)
     };
     let bar = progress_bar("importing");
@@ -41,14 +42,10 @@ pub fn import(
         import::import(store, rows, &mut |done| bar.set_position(done))
     };
     let summary = match format {
-        ImportFormat::ZohoCsv => {
-            run(zoho_csv::rows(open()?).map_err(|e| unreadable(e.to_string()))?)
-        }
-        ImportFormat::ZohoSqlite => {
-            import::zoho_sqlite::read_with(file, run).map_err(unreadable)?
-        }
+        ImportFormat::ZohoCsv => run(zoho_csv::rows(open()?).map_err(refused)?),
+        ImportFormat::ZohoSqlite => import::zoho_sqlite::read_with(file, run).map_err(refused)?,
         ImportFormat::ZohoMysql => zoho_mysql(file, run)?,
-        ImportFormat::Json => run(import::json::rows(open()?).map_err(unreadable)?),
+        ImportFormat::Json => run(import::json::rows(open()?).map_err(refused)?),
     }
     .map_err(|e| uri.error(e))?;
     bar.finish_and_clear();
@@ -189,7 +186,8 @@ fn zoho_mysql<T>(uri: &Path, run: impl FnOnce(import::Rows<'_>) -> T) -> Result<
         .ok_or_else(|| CliError::usage("the MySQL URI is not UTF-8"))?;
     // Displays without the password.
     let shown = tokenvault::uri::StoreUri::Server(text.to_owned());
-    import::zoho_mysql::read_with(text, run).map_err(|e| CliError::failure(format!("{shown}: {e}")))
+    import::zoho_mysql::read_with(text, run)
+        .map_err(|e| CliError::failure(format!("{shown}: {}", with_causes(&e))))
 }
 
 #[cfg(not(feature = "mysql"))]

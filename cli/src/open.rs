@@ -6,10 +6,9 @@ use std::io::IsTerminal;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use tokenvault::backend::{Backend, FileBackend, SqliteBackend};
+use tokenvault::backend::Backend;
 use tokenvault::uri::StoreUri as Uri;
-use tokenvault::{Credential, EncryptedStore, Error, KeySlotKind, RawKey, StoreInfo};
+use tokenvault::{Credential, CredentialChoice, EncryptedStore, Error, StoreInfo};
 use zeroize::Zeroizing;
 
 use crate::CliError;
@@ -75,14 +74,7 @@ impl StoreUri {
                 .create(dir)
                 .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let opened: Result<Box<dyn Backend>, _> = match &self.0 {
-            Uri::Sqlite(p) => SqliteBackend::open(p).map(|b| Box::new(b) as Box<dyn Backend>),
-            Uri::File(p) => FileBackend::open(p).map(|b| Box::new(b) as Box<dyn Backend>),
-            Uri::Server(uri) if uri.starts_with("mysql://") => server_backend::mysql(uri),
-            Uri::Server(uri) => server_backend::postgres(uri),
-            _ => return Err(CliError::usage("this build cannot open that kind of store")),
-        };
-        opened.map_err(|e| CliError::failure(format!("{self}: {e}")))
+        tokenvault::open_backend(&self.0).map_err(|e| CliError::failure(format!("{self}: {e}")))
     }
 
     /// Deletes the store's files (database and journals, or file, lock and temp files);
@@ -188,87 +180,66 @@ impl Unlock {
         Ok((store, credential))
     }
 
-    /// The credential to try, by the store's slots: a raw key or passphrase given explicitly
-    /// (TOKENVAULT_KEY; TOKENVAULT_PASSPHRASE or --passphrase-file) first, then the OS keychain,
-    /// then a passphrase prompt. A keychain failure is reported, never replaced by another
-    /// credential behind the user's back.
+    /// The credential to try, by the library's rule ([`Credential::from_env`]): a raw key or
+    /// passphrase given explicitly (TOKENVAULT_KEY; TOKENVAULT_PASSPHRASE or --passphrase-file)
+    /// first, then the OS keychain, then a passphrase prompt, which is the CLI's part. A
+    /// keychain failure is reported, never replaced by another credential behind the user's
+    /// back.
     fn credential_for(&self, info: &StoreInfo) -> Result<Credential, CliError> {
-        let has = |kind| info.slots.iter().any(|s| s.kind == kind);
-        let raw_given = std::env::var_os("TOKENVAULT_KEY").is_some();
-        let passphrase_given =
-            std::env::var_os("TOKENVAULT_PASSPHRASE").is_some() || self.passphrase_file.is_some();
-        if has(KeySlotKind::RawKey)
-            && (raw_given || !(has(KeySlotKind::Passphrase) || has(KeySlotKind::Keychain)))
+        match Credential::from_env(info, self.passphrase_file.as_deref())
+            .map_err(|e| failure(&e))?
         {
-            return raw_key_from_env().map(Credential::raw_key);
+            CredentialChoice::Ready(credential) => Ok(credential),
+            CredentialChoice::NeedsPassphrase => prompt(PASSPHRASE_SOURCES, "Passphrase: ", false),
         }
-        if has(KeySlotKind::Keychain) && !(passphrase_given && has(KeySlotKind::Passphrase)) {
-            return Ok(Credential::keychain());
-        }
-        if has(KeySlotKind::Passphrase) {
-            let mut passphrase = read_secret(
-                PASSPHRASE_SOURCES,
-                self.passphrase_file.as_deref(),
-                "Passphrase: ",
-                false,
-            )?;
-            // Moved, not copied, into the credential.
-            return Ok(Credential::passphrase(std::mem::take(&mut *passphrase)));
-        }
-        let kinds: Vec<String> = info.slots.iter().map(|s| s.kind.to_string()).collect();
-        Err(CliError::failure(format!(
-            "this build cannot open any of the store's key slots ({})",
-            kinds.join(", ")
-        )))
     }
 }
 
-/// The raw key from TOKENVAULT_KEY (base64 of 32 bytes).
-pub fn raw_key_from_env() -> Result<RawKey, CliError> {
-    let text = Zeroizing::new(std::env::var("TOKENVAULT_KEY").map_err(|_| {
-        CliError::failure(
-            "this store opens with a raw key: set TOKENVAULT_KEY to its base64 (32 bytes)",
-        )
-    })?);
-    let bytes = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|_| CliError::failure("TOKENVAULT_KEY is not valid base64"))?,
-    );
-    let array: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-        CliError::failure(format!(
-            "TOKENVAULT_KEY must decode to 32 bytes, not {}",
-            bytes.len()
-        ))
-    })?;
-    Ok(RawKey::from_bytes(array))
+/// A library error's message, then its causes' (`message: cause: …`).
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(e) = cause {
+        message.push_str(": ");
+        message.push_str(&e.to_string());
+        cause = e.source();
+    }
+    message
 }
 
-/// A secret from `env_var`, else the first line of `file`, else a no-echo prompt on the
-/// terminal (asked twice when `confirm`). Without any of them, an error naming the three.
+/// A library error as a failure, with its causes.
+pub fn failure(e: &dyn std::error::Error) -> CliError {
+    CliError::failure(with_causes(e))
+}
+
+/// A passphrase from `env_var`, else the first line of `file` (the library reads both), else
+/// a no-echo prompt on the terminal (asked twice when `confirm`). Without any of them, an
+/// error naming the three.
 pub fn read_secret(
-    (env_var, file_option): (&str, &str),
+    sources: (&str, &str),
     file: Option<&Path>,
+    prompt_text: &str,
+    confirm: bool,
+) -> Result<Credential, CliError> {
+    match Credential::passphrase_from_env(sources.0, file).map_err(|e| failure(&e))? {
+        Some(credential) => Ok(credential),
+        None => prompt(sources, prompt_text, confirm),
+    }
+}
+
+/// A passphrase typed at a no-echo prompt on the terminal (asked twice when `confirm`); without
+/// a terminal, an error naming the environment variable and the file option of `sources`.
+fn prompt(
+    (env_var, file_option): (&str, &str),
     prompt: &str,
     confirm: bool,
-) -> Result<Zeroizing<String>, CliError> {
-    if let Ok(value) = std::env::var(env_var) {
-        return non_empty(Zeroizing::new(value), env_var);
-    }
-    if let Some(file) = file {
-        let text = Zeroizing::new(
-            fs::read_to_string(file)
-                .map_err(|e| CliError::failure(format!("cannot read {}: {e}", file.display())))?,
-        );
-        let line = text.lines().next().unwrap_or_default();
-        return non_empty(Zeroizing::new(line.to_owned()), &file.display().to_string());
-    }
+) -> Result<Credential, CliError> {
     if !has_terminal() {
         return Err(CliError::failure(format!(
             "no passphrase: set {env_var}, pass {file_option} PATH, or run on a terminal to be prompted"
         )));
     }
-    let first = Zeroizing::new(
+    let mut first = Zeroizing::new(
         rpassword::prompt_password(prompt)
             .map_err(|e| CliError::failure(format!("cannot read the passphrase: {e}")))?,
     );
@@ -281,15 +252,11 @@ pub fn read_secret(
             return Err(CliError::failure("the two passphrases differ"));
         }
     }
-    non_empty(first, "the prompt")
-}
-
-fn non_empty(value: Zeroizing<String>, source: &str) -> Result<Zeroizing<String>, CliError> {
-    if value.is_empty() {
-        Err(CliError::failure(format!("empty passphrase from {source}")))
-    } else {
-        Ok(value)
+    if first.is_empty() {
+        return Err(CliError::failure("empty passphrase from the prompt"));
     }
+    // Moved, not copied, into the credential.
+    Ok(Credential::passphrase(std::mem::take(&mut *first)))
 }
 
 /// Whether a controlling terminal can be opened for a prompt (stdin may be a pipe).
@@ -300,36 +267,4 @@ fn has_terminal() -> bool {
             .write(true)
             .open("/dev/tty")
             .is_ok()
-}
-
-/// The server backends, when this build has them.
-mod server_backend {
-    use tokenvault::BackendError;
-    use tokenvault::backend::Backend;
-
-    #[cfg(feature = "postgres")]
-    pub fn postgres(uri: &str) -> Result<Box<dyn Backend>, BackendError> {
-        tokenvault::backend::PostgresBackend::connect(uri).map(|b| Box::new(b) as Box<dyn Backend>)
-    }
-
-    #[cfg(not(feature = "postgres"))]
-    pub fn postgres(_: &str) -> Result<Box<dyn Backend>, BackendError> {
-        Err(BackendError::new(
-            tokenvault::BackendErrorKind::NotSupported,
-            "built without the `postgres` feature",
-        ))
-    }
-
-    #[cfg(feature = "mysql")]
-    pub fn mysql(uri: &str) -> Result<Box<dyn Backend>, BackendError> {
-        tokenvault::backend::MysqlBackend::connect(uri).map(|b| Box::new(b) as Box<dyn Backend>)
-    }
-
-    #[cfg(not(feature = "mysql"))]
-    pub fn mysql(_: &str) -> Result<Box<dyn Backend>, BackendError> {
-        Err(BackendError::new(
-            tokenvault::BackendErrorKind::NotSupported,
-            "built without the `mysql` feature",
-        ))
-    }
 }

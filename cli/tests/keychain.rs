@@ -2,7 +2,9 @@
 //! started by `.ci/run`). Without one these tests print why and pass, unless
 //! `TOKENVAULT_REQUIRE_SERVICES=1`, where they fail.
 
-#![cfg(all(feature = "keychain", feature = "cli"))]
+#[allow(dead_code)]
+#[path = "../../tests/common/skipped.rs"]
+mod skipped;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -37,6 +39,8 @@ fn secret_service() -> bool {
             panic!("TOKENVAULT_REQUIRE_SERVICES=1 but no usable Secret Service: {reason}")
         }
         Some(reason) => {
+            let test = std::thread::current().name().unwrap_or("?").to_owned();
+            skipped::record(&test, "Secret Service");
             eprintln!(
                 "skipping keychain test: {reason} (run under dbus-run-session with gnome-keyring, as .ci/run does)"
             );
@@ -252,7 +256,7 @@ fn passphrase_slot_added_and_removed_beside_the_keychain_slot() {
     assert!(matches!(
         EncryptedStore::open(backend.clone(), &insecure_passphrase()),
         Err(Error::NoMatchingSlot {
-            kind: "passphrase",
+            kind: tokenvault::KeySlotKind::Passphrase,
             ..
         })
     ));
@@ -296,7 +300,7 @@ fn removing_the_keychain_slot_deletes_its_entry_and_a_second_one_is_refused() {
     assert!(matches!(
         EncryptedStore::open(backend, &Credential::keychain()),
         Err(Error::NoMatchingSlot {
-            kind: "keychain",
+            kind: tokenvault::KeySlotKind::Keychain,
             ..
         })
     ));

@@ -4,13 +4,12 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use tokenvault::{Argon2Params, Credential, EncryptedStore, KeySlotKind};
+use tokenvault::{Argon2Params, Credential, EncryptedStore, KeySlotKind, RawKey};
 
 use crate::CliError;
 use crate::cli::{KeyKind, SlotAction};
 use crate::open::{
-    NEW_PASSPHRASE_SOURCES, PASSPHRASE_SOURCES, Store, StoreUri, Unlock, raw_key_from_env,
-    read_secret,
+    NEW_PASSPHRASE_SOURCES, PASSPHRASE_SOURCES, Store, StoreUri, Unlock, failure, read_secret,
 };
 use crate::output::escape_controls;
 
@@ -28,16 +27,13 @@ pub fn progress_bar(what: &str) -> indicatif::ProgressBar {
 pub fn init(uri: &StoreUri, unlock: &Unlock, key: KeyKind) -> Result<ExitCode, CliError> {
     // The credential first: a failed prompt must not leave an empty database behind.
     let credential = match key {
-        KeyKind::Passphrase => {
-            let mut passphrase = read_secret(
-                PASSPHRASE_SOURCES,
-                unlock.passphrase_file.as_deref(),
-                "New passphrase: ",
-                true,
-            )?;
-            Credential::passphrase(std::mem::take(&mut *passphrase))
-        }
-        KeyKind::Env => Credential::raw_key(raw_key_from_env()?),
+        KeyKind::Passphrase => read_secret(
+            PASSPHRASE_SOURCES,
+            unlock.passphrase_file.as_deref(),
+            "New passphrase: ",
+            true,
+        )?,
+        KeyKind::Env => Credential::raw_key(RawKey::from_env().map_err(|e| failure(&e))?),
         KeyKind::Keychain => Credential::keychain(),
     };
     let store = EncryptedStore::create(uri.backend()?, &credential).map_err(|e| uri.error(e))?;
@@ -54,15 +50,13 @@ pub fn passwd(
     uri: &StoreUri,
     new_passphrase_file: Option<&Path>,
 ) -> Result<ExitCode, CliError> {
-    let mut new = read_secret(
+    let new = read_secret(
         NEW_PASSPHRASE_SOURCES,
         new_passphrase_file,
         "New passphrase: ",
         true,
     )?;
-    store
-        .change_passphrase(&Credential::passphrase(std::mem::take(&mut *new)))
-        .map_err(|e| uri.error(e))?;
+    store.change_passphrase(&new).map_err(|e| uri.error(e))?;
     writeln!(std::io::stdout(), "passphrase changed for {uri}")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -153,13 +147,12 @@ pub fn slots(
         SlotAction::AddPassphrase {
             new_passphrase_file,
         } => {
-            let mut new = read_secret(
+            let credential = read_secret(
                 NEW_PASSPHRASE_SOURCES,
                 new_passphrase_file.as_deref(),
                 "New passphrase: ",
                 true,
             )?;
-            let credential = Credential::passphrase(std::mem::take(&mut *new));
             let id = store
                 .add_slot(&credential, Argon2Params::default())
                 .map_err(|e| uri.error(e))?;
