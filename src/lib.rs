@@ -52,6 +52,8 @@ mod matching;
 pub mod oauth;
 mod open;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 pub mod uri;
 pub mod vault;

@@ -2,4 +2,6 @@
 
 mod common;
 
+use tokenvault::tokenvault_conformance;
+
 tokenvault_conformance!(common::temp_file);

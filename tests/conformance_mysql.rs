@@ -18,6 +18,8 @@
 
 mod common;
 
+use tokenvault::tokenvault_conformance;
+
 use common::Within;
 use common::servers::{MYSQL_VAR, MysqlDatabase, current_test, mysql_var};
 use tokenvault::backend::Backend;

@@ -12,6 +12,8 @@
 
 mod common;
 
+use tokenvault::tokenvault_conformance;
+
 use common::Within;
 use common::servers::{POSTGRES_VAR, PgSchema, postgres_var};
 use tokenvault::backend::Backend;

@@ -3,4 +3,6 @@
 
 mod common;
 
+use tokenvault::tokenvault_conformance;
+
 tokenvault_conformance!(common::temp_sqlite);

@@ -1,6 +1,6 @@
 //! The Zoho store semantics (DESIGN.md §3), one case per rule.
 
-use tokenvault::{Error, LookupField, OAuthToken, TokenField, TokenStore};
+use crate::{Error, LookupField, OAuthToken, TokenField, TokenStore};
 
 use super::{Make, Store, new_store, raw_key};
 
@@ -49,6 +49,7 @@ fn field(t: &OAuthToken, f: TokenField) -> Option<String> {
     t.expose_field(f).map(|v| v.to_string())
 }
 
+/// Conformance case: find by user name.
 pub fn find_by_user_name(make: &Make) {
     let (store, _) = store_with(make, &[ann(), bob()]);
     let q = OAuthToken::new().with_user_name("bob@example.com");
@@ -63,6 +64,7 @@ pub fn find_by_user_name(make: &Make) {
     );
 }
 
+/// Conformance case: user name takes precedence over tokens.
 pub fn user_name_takes_precedence_over_tokens(make: &Make) {
     let (store, _) = store_with(make, &[ann(), bob()]);
     // Bob's name with Ann's tokens: rule 1 decides, the tokens are not consulted.
@@ -80,6 +82,7 @@ pub fn user_name_takes_precedence_over_tokens(make: &Make) {
     assert!(store.find_token(&q).unwrap().is_none());
 }
 
+/// Conformance case: find by access token without client credentials.
 pub fn find_by_access_token_without_client_credentials(make: &Make) {
     let (store, _) = store_with(make, &[ann(), bob()]);
     let q = OAuthToken::new().with_access_token("a-bob");
@@ -89,6 +92,7 @@ pub fn find_by_access_token_without_client_credentials(make: &Make) {
     );
 }
 
+/// Conformance case: access token ignored with client id or secret.
 pub fn access_token_ignored_with_client_id_or_secret(make: &Make) {
     let (store, _) = store_with(make, &[ann()]);
     let with_id = OAuthToken::new()
@@ -101,6 +105,7 @@ pub fn access_token_ignored_with_client_id_or_secret(make: &Make) {
     assert!(store.find_token(&with_secret).unwrap().is_none());
 }
 
+/// Conformance case: find by grant token with client credentials.
 pub fn find_by_grant_token_with_client_credentials(make: &Make) {
     let (store, _) = store_with(make, &[ann(), bob()]);
     // Grant token of Bob, refresh token of Ann: the grant token is tried first.
@@ -115,6 +120,7 @@ pub fn find_by_grant_token_with_client_credentials(make: &Make) {
     );
 }
 
+/// Conformance case: refresh token when no grant token matches.
 pub fn refresh_token_when_no_grant_token_matches(make: &Make) {
     let (store, _) = store_with(make, &[ann(), bob()]);
     let creds = OAuthToken::new()
@@ -135,6 +141,7 @@ pub fn refresh_token_when_no_grant_token_matches(make: &Make) {
     );
 }
 
+/// Conformance case: grant and refresh need both client id and secret.
 pub fn grant_and_refresh_need_both_client_id_and_secret(make: &Make) {
     let (store, _) = store_with(make, &[ann()]);
     for q in [
@@ -150,6 +157,7 @@ pub fn grant_and_refresh_need_both_client_id_and_secret(make: &Make) {
     }
 }
 
+/// Conformance case: find merges stored fields into query.
 pub fn find_merges_stored_fields_into_query(make: &Make) {
     let (store, ids) = store_with(make, &[ann()]);
     let q = OAuthToken::new()
@@ -176,6 +184,7 @@ pub fn find_merges_stored_fields_into_query(make: &Make) {
     assert_eq!(found.expiry_time(), Some(1_900_000_000_000));
 }
 
+/// Conformance case: find without match returns none.
 pub fn find_without_match_returns_none(make: &Make) {
     let (store, _) = store_with(make, &[ann()]);
     let q = OAuthToken::new().with_user_name("nobody@example.com");
@@ -188,6 +197,7 @@ pub fn find_without_match_returns_none(make: &Make) {
     );
 }
 
+/// Conformance case: empty query matches nothing.
 pub fn empty_query_matches_nothing(make: &Make) {
     let (store, _) = store_with(make, &[ann()]);
     assert!(store.find_token(&OAuthToken::new()).unwrap().is_none());
@@ -201,6 +211,7 @@ pub fn empty_query_matches_nothing(make: &Make) {
     );
 }
 
+/// Conformance case: save inserts with new unique id.
 pub fn save_inserts_with_new_unique_id(make: &Make) {
     let store = new_store(make);
     let mut ids = std::collections::HashSet::new();
@@ -215,6 +226,7 @@ pub fn save_inserts_with_new_unique_id(make: &Make) {
     assert_eq!(store.get_tokens().unwrap().len(), 50);
 }
 
+/// Conformance case: save by id updates that record.
 pub fn save_by_id_updates_that_record(make: &Make) {
     let (store, ids) = store_with(make, &[ann(), bob()]);
     // The id decides even though the user name is Ann's? No: the id names Bob's record, and
@@ -243,6 +255,7 @@ pub fn save_by_id_updates_that_record(make: &Make) {
     );
 }
 
+/// Conformance case: save with unknown id inserts under that id.
 pub fn save_with_unknown_id_inserts_under_that_id(make: &Make) {
     let store = new_store(make);
     let mut t = OAuthToken::new()
@@ -257,6 +270,7 @@ pub fn save_with_unknown_id_inserts_under_that_id(make: &Make) {
     );
 }
 
+/// Conformance case: save by matching rules updates without duplicate.
 pub fn save_by_matching_rules_updates_without_duplicate(make: &Make) {
     let (store, ids) = store_with(make, &[ann(), bob()]);
     let updates = [
@@ -286,6 +300,7 @@ pub fn save_by_matching_rules_updates_without_duplicate(make: &Make) {
     assert_eq!(ann.api_domain(), Some("https://www.zohoapis.eu"));
 }
 
+/// Conformance case: save merges missing fields from stored.
 pub fn save_merges_missing_fields_from_stored(make: &Make) {
     let (store, ids) = store_with(make, &[ann()]);
     let mut update = OAuthToken::new()
@@ -300,6 +315,7 @@ pub fn save_merges_missing_fields_from_stored(make: &Make) {
     }
 }
 
+/// Conformance case: save refuses id or user without any token.
 pub fn save_refuses_id_or_user_without_any_token(make: &Make) {
     let store = new_store(make);
     let refused = [
@@ -326,6 +342,7 @@ pub fn save_refuses_id_or_user_without_any_token(make: &Make) {
     assert_eq!(t.id(), Some(ids[0].as_str()));
 }
 
+/// Conformance case: save refuses conflicting lookup values.
 pub fn save_refuses_conflicting_lookup_values(make: &Make) {
     let (store, ids) = store_with(make, &[ann(), bob()]);
     let before = store.get_tokens().unwrap();
@@ -354,6 +371,7 @@ pub fn save_refuses_conflicting_lookup_values(make: &Make) {
     assert_eq!(store.get_tokens().unwrap(), before, "nothing changed");
 }
 
+/// Conformance case: save token fills caller token.
 pub fn save_token_fills_caller_token(make: &Make) {
     let (store, ids) = store_with(make, &[ann()]);
     let mut t = OAuthToken::new()
@@ -368,6 +386,7 @@ pub fn save_token_fills_caller_token(make: &Make) {
     assert_eq!(field(&t, TokenField::AccessToken).as_deref(), Some("a-3"));
 }
 
+/// Conformance case: delete token removes only that record.
 pub fn delete_token_removes_only_that_record(make: &Make) {
     let (store, ids) = store_with(make, &[ann(), bob()]);
     store.delete_token(&ids[0]).unwrap();
@@ -385,6 +404,7 @@ pub fn delete_token_removes_only_that_record(make: &Make) {
     assert_ne!(again.id(), Some(ids[0].as_str()));
 }
 
+/// Conformance case: delete unknown id is not found.
 pub fn delete_unknown_id_is_not_found(make: &Make) {
     let (store, _) = store_with(make, &[ann()]);
     match store.delete_token("no-such-id") {
@@ -394,6 +414,7 @@ pub fn delete_unknown_id_is_not_found(make: &Make) {
     assert_eq!(store.get_tokens().unwrap().len(), 1);
 }
 
+/// Conformance case: delete tokens removes all.
 pub fn delete_tokens_removes_all(make: &Make) {
     let (store, _) = store_with(make, &[ann(), bob()]);
     store.delete_tokens().unwrap();
@@ -409,6 +430,7 @@ pub fn delete_tokens_removes_all(make: &Make) {
     assert_eq!(store.get_tokens().unwrap().len(), 1);
 }
 
+/// Conformance case: get tokens returns all records.
 pub fn get_tokens_returns_all_records(make: &Make) {
     let (store, ids) = store_with(make, &[ann(), bob()]);
     let mut got: Vec<_> = store
@@ -429,6 +451,7 @@ pub fn get_tokens_returns_all_records(make: &Make) {
     assert_eq!(*ann_stored, ann().with_id(&ids[0]));
 }
 
+/// Conformance case: find token by id.
 pub fn find_token_by_id(make: &Make) {
     let (store, ids) = store_with(make, &[ann(), bob()]);
     let bob_stored = store.find_token_by_id(&ids[1]).unwrap().unwrap();
@@ -436,6 +459,7 @@ pub fn find_token_by_id(make: &Make) {
     assert!(store.find_token_by_id("missing").unwrap().is_none());
 }
 
+/// Conformance case: values are stored verbatim.
 pub fn values_are_stored_verbatim(make: &Make) {
     let store = new_store(make);
     let long = "x".repeat(4096);
@@ -491,10 +515,11 @@ pub fn values_are_stored_verbatim(make: &Make) {
     );
 }
 
+/// Conformance case: reopen sees saved records.
 pub fn reopen_sees_saved_records(make: &Make) {
     let (store, ids) = store_with(make, &[ann(), bob()]);
     let backend = store.into_backend();
-    let reopened = tokenvault::EncryptedStore::open(backend, &raw_key()).unwrap();
+    let reopened = crate::EncryptedStore::open(backend, &raw_key()).unwrap();
     assert_eq!(
         reopened.find_token_by_id(&ids[0]).unwrap().unwrap(),
         ann().with_id(&ids[0])

@@ -36,9 +36,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::{Error, LookupField, OAuthToken, TokenField, TokenStore};
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestError, TestRunner};
-use tokenvault::{Error, LookupField, OAuthToken, TokenField, TokenStore};
 
 use super::{Make, Store, new_store};
 
@@ -92,22 +92,6 @@ impl Rec {
         fill(&mut self.expiry_time, &stored.expiry_time);
         fill(&mut self.redirect_url, &stored.redirect_url);
         fill(&mut self.api_domain, &stored.api_domain);
-    }
-
-    /// A field as text, as [`OAuthToken::expose_field`] gives it.
-    fn field(&self, field: TokenField) -> Option<String> {
-        match field {
-            TokenField::Id => self.id.clone(),
-            TokenField::UserName => self.user_name.clone(),
-            TokenField::ClientId => self.client_id.clone(),
-            TokenField::ClientSecret => self.client_secret.clone(),
-            TokenField::RefreshToken => self.refresh_token.clone(),
-            TokenField::AccessToken => self.access_token.clone(),
-            TokenField::GrantToken => self.grant_token.clone(),
-            TokenField::ExpiryTime => self.expiry_time.map(|t| t.to_string()),
-            TokenField::RedirectUrl => self.redirect_url.clone(),
-            TokenField::ApiDomain => self.api_domain.clone(),
-        }
     }
 
     /// The token the store is given, built with the public builders.

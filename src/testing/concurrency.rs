@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use tokenvault::{OAuthToken, TokenField, TokenStore};
+use crate::{OAuthToken, TokenField, TokenStore};
 
 use super::{Make, new_store};
 
