@@ -275,16 +275,18 @@ fn passed_value(passed: &[(String, String)], name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The error `client_config` refuses `uri` with (the tests of this module and of `tls`).
+#[cfg(test)]
+pub(super) fn refusal(uri: &str) -> BackendError {
+    match client_config(uri, None, true) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn refusal(uri: &str) -> BackendError {
-        match client_config(uri, None, true) {
-            Ok(_) => panic!("accepted"),
-            Err(e) => e,
-        }
-    }
 
     #[test]
     fn parameters_that_would_bypass_the_rules_are_refused() {

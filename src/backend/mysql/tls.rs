@@ -96,15 +96,8 @@ fn install_tls_provider() {
 
 #[cfg(test)]
 mod tests {
-    use super::super::config::client_config;
-    use crate::store::{BackendError, BackendErrorKind};
-
-    fn refusal(uri: &str) -> BackendError {
-        match client_config(uri, None, true) {
-            Ok(_) => panic!("accepted"),
-            Err(e) => e,
-        }
-    }
+    use super::super::config::{client_config, refusal};
+    use crate::store::BackendErrorKind;
 
     #[test]
     fn tls_off_only_for_loopback() {
