@@ -19,15 +19,10 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if is_unsafe(c) {
-            out.extend(c.escape_debug());
-            if c.escape_debug().len() == 1 {
-                // escape_debug leaves some format characters as they are: force the escape.
-                out.pop();
-                out.push_str(&c.escape_unicode().to_string());
-            }
-        } else {
-            out.push(c);
+        match c {
+            '\n' | '\r' | '\t' => out.extend(c.escape_default()),
+            c if is_unsafe(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
         }
     }
     Cow::Owned(out)

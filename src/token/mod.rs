@@ -211,30 +211,25 @@ impl OAuthToken {
         if let Some(id) = &self.id {
             check_record_id(id)?;
         }
-        let too_long = [
+        // Every field but the id and the expiry, by length (secrets without copying them).
+        let plain = |v: &Option<String>| v.as_deref().map(str::len);
+        let lengths = [
             (
-                &self.user_name,
+                plain(&self.user_name),
                 "user_name is longer than 16 KiB (MAX_FIELD_LEN)",
             ),
             (
-                &self.client_id,
+                plain(&self.client_id),
                 "client_id is longer than 16 KiB (MAX_FIELD_LEN)",
             ),
             (
-                &self.redirect_url,
+                plain(&self.redirect_url),
                 "redirect_url is longer than 16 KiB (MAX_FIELD_LEN)",
             ),
             (
-                &self.api_domain,
+                plain(&self.api_domain),
                 "api_domain is longer than 16 KiB (MAX_FIELD_LEN)",
             ),
-        ]
-        .into_iter()
-        .find(|(value, _)| value.as_ref().is_some_and(|v| v.len() > MAX_FIELD_LEN));
-        if let Some((_, reason)) = too_long {
-            return Err(reason);
-        }
-        let secrets = [
             (
                 self.client_secret.as_ref().map(|s| s.expose_secret().len()),
                 "client_secret is longer than 16 KiB (MAX_FIELD_LEN)",
@@ -252,7 +247,7 @@ impl OAuthToken {
                 "grant_token is longer than 16 KiB (MAX_FIELD_LEN)",
             ),
         ];
-        match secrets
+        match lengths
             .into_iter()
             .find(|(len, _)| len.is_some_and(|n| n > MAX_FIELD_LEN))
         {
