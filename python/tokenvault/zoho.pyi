@@ -1,0 +1,26 @@
+from typing import List, Optional
+
+from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
+from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
+
+from . import Store
+
+class TokenvaultStore(TokenStore):
+    def __init__(
+        self,
+        uri: str,
+        *,
+        passphrase: Optional[str] = None,
+        key: Optional[bytes] = None,
+        keychain: bool = False,
+        token_url: Optional[str] = None,
+        skew: float = 5,
+    ) -> None: ...
+    @property
+    def store(self) -> Store: ...
+    def find_token(self, token: OAuthToken) -> Optional[OAuthToken]: ...
+    def save_token(self, token: OAuthToken) -> None: ...
+    def delete_token(self, id: str) -> None: ...
+    def get_tokens(self) -> List[OAuthToken]: ...
+    def delete_tokens(self) -> None: ...
+    def find_token_by_id(self, id: str) -> OAuthToken: ...
