@@ -65,8 +65,12 @@ def main():
 
         data = b"".join(p.read_bytes() for p in pathlib.Path(work, "store").rglob("*") if p.is_file())
         secret_values = [record["refresh_token"], CLIENT_SECRET, user]
-        print("4. plaintext on disk: %s" % any(v.encode() in data for v in secret_values))
+        plaintext = any(v.encode() in data for v in secret_values)
+        print("4. plaintext on disk: %s" % plaintext)
+        codes = [p.returncode for p in procs]
     fake.stop()
+    if fake.stats()["refresh_token"] != 1 or len(tokens) != 1 or codes != [0] * 4 or plaintext:
+        sys.exit("FAILED: expected one refresh, one token, four clean exits, no plaintext")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ use crate::record::{text_arg, token_from_dict, token_to_dict};
 /// (after `fork`, a store opened by the parent refuses to be used).
 #[pyclass(module = "tokenvault", name = "Store", frozen)]
 pub struct Store {
-    inner: tokenvault::Store,
+    /// Always `Some` until dropped (see `Drop`).
+    inner: Option<tokenvault::Store>,
     /// The process that opened it: a database connection must not cross a `fork`.
     pid: u32,
 }
@@ -150,37 +151,44 @@ impl Store {
         if let Some(url) = token_url {
             options = options.with_token_url(text_arg("token_url", url)?);
         }
-        self.check_process()?;
         let token = py
-            .detach(|| self.inner.access_token(&query, &options))
+            .detach(|| self.inner()?.access_token(&query, &options))
             .map_err(errors::refresh_error)?;
         Ok(token.expose_secret().to_owned())
     }
 
-    /// The record `query` names (by id if it has one, else by the matching rules) with an access token valid for `skew` seconds, refreshed
-    /// under the store's cross-process lock if it is not (and it has a refresh token); None if
-    /// nothing matches. The token endpoint: `token_url`, else the Zoho accounts server of the
-    /// record's api_domain, else `fallback_token_url`. Used by `tokenvault.zoho`.
-    #[pyo3(signature = (query, *, token_url=None, fallback_token_url=None, skew=5.0))]
+    /// For `tokenvault.zoho`: the record `query` matches (or the record `id`), with an access
+    /// token valid for `skew` seconds, refreshed under the store's cross-process lock if the
+    /// stored one is not (and a refresh token is at hand); None if there is no such record.
+    /// Returns `(record, refreshed)`: `refreshed` says the record's access token replaces the
+    /// caller's. The token endpoint: `token_url`, else the Zoho accounts server of the
+    /// record's api_domain, else `fallback_token_url`.
+    #[pyo3(signature = (query=None, *, id=None, token_url=None, fallback_token_url=None, skew=5.0))]
     fn _find_fresh_token<'py>(
         &self,
         py: Python<'py>,
-        query: &Bound<'py, PyAny>,
+        query: Option<&Bound<'py, PyAny>>,
+        id: Option<&Bound<'py, PyAny>>,
         token_url: Option<&Bound<'py, PyAny>>,
         fallback_token_url: Option<&Bound<'py, PyAny>>,
         skew: f64,
-    ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let query = token_from_dict(query)?;
+    ) -> PyResult<Option<(Bound<'py, PyDict>, bool)>> {
+        let lookup = match (query, id) {
+            (Some(query), None) => Lookup::Query(Box::new(token_from_dict(query)?)),
+            (None, Some(id)) => Lookup::Id(text_arg("id", id)?),
+            _ => return Err(PyValueError::new_err("give a query or an id")),
+        };
         let token_url = token_url.map(|u| text_arg("token_url", u)).transpose()?;
         let fallback = fallback_token_url
             .map(|u| text_arg("fallback_token_url", u))
             .transpose()?;
         let skew = seconds("skew", skew)?;
-        self.check_process()?;
         let found = py
-            .detach(|| self.find_fresh(&query, token_url, fallback, skew))
+            .detach(|| self.find_fresh(&lookup, token_url, fallback, skew))
             .map_err(errors::refresh_error)?;
-        found.map(|t| token_to_dict(py, &t)).transpose()
+        found
+            .map(|(t, refreshed)| Ok((token_to_dict(py, &t)?, refreshed)))
+            .transpose()
     }
 
     /// Opens every record; returns {"ok": n, "failed": [(id, message), …]}.
@@ -216,30 +224,33 @@ impl Store {
 
     /// The store's id (random, hex): names it in key slots and the keychain.
     #[getter]
-    fn store_id(&self) -> String {
-        self.inner.store_id()
+    fn store_id(&self) -> PyResult<String> {
+        Ok(self.inner().map_err(errors::store_error)?.store_id())
     }
 
     fn __repr__(&self) -> String {
-        format!("<tokenvault.Store {}>", self.inner.store_id())
+        match self.inner() {
+            Ok(store) => format!("<tokenvault.Store {}>", store.store_id()),
+            Err(_) => "<tokenvault.Store of another process>".to_owned(),
+        }
     }
 }
 
 impl Store {
     fn wrap(inner: tokenvault::Store) -> Self {
         Self {
-            inner,
+            inner: Some(inner),
             pid: std::process::id(),
         }
     }
 
-    fn check_process(&self) -> PyResult<()> {
-        if std::process::id() == self.pid {
-            Ok(())
-        } else {
-            Err(Error::new_err(
-                "this Store was opened by the parent process; open the store again after fork",
-            ))
+    /// The store, if this is the process that opened it.
+    fn inner(&self) -> Result<&tokenvault::Store, tokenvault::Error> {
+        match &self.inner {
+            Some(store) if std::process::id() == self.pid => Ok(store),
+            _ => Err(tokenvault::Error::Refused {
+                reason: "this Store was opened by the parent process; open the store again after fork",
+            }),
         }
     }
 
@@ -249,43 +260,82 @@ impl Store {
         py: Python<'_>,
         call: impl FnOnce(&tokenvault::Store) -> tokenvault::Result<T> + Send,
     ) -> PyResult<T> {
-        self.check_process()?;
-        py.detach(|| call(&self.inner)).map_err(errors::store_error)
+        py.detach(|| call(self.inner()?))
+            .map_err(errors::store_error)
     }
 
+    /// See `_find_fresh_token`. The refresh decision is made on the stored record (not on the
+    /// query merged into it), and the refresh grant takes what the stored record lacks (a
+    /// refresh token, the client id or secret) from the query, as the SDK would refresh with
+    /// its own token's values.
     fn find_fresh(
         &self,
-        query: &OAuthToken,
+        lookup: &Lookup,
         token_url: Option<String>,
         fallback: Option<String>,
         skew: Duration,
-    ) -> Result<Option<OAuthToken>, RefreshError<OAuthError>> {
-        let found = match query.id() {
-            Some(id) => self.inner.find_token_by_id(id)?,
-            None => self.inner.find_token(query)?,
+    ) -> Result<Option<(OAuthToken, bool)>, RefreshError<OAuthError>> {
+        let store = self.inner()?;
+        let empty = OAuthToken::new();
+        let (found, query) = match lookup {
+            Lookup::Id(id) => (store.find_token_by_id(id)?, &empty),
+            Lookup::Query(query) => (store.find_token(query)?, &**query),
         };
         let Some(found) = found else {
             return Ok(None);
         };
-        if found.refresh_token().is_none() || !needs_refresh(&found, skew) {
-            return Ok(Some(found));
-        }
         let Some(id) = found.id().map(str::to_owned) else {
-            return Ok(Some(found));
+            return Ok(Some((found, false)));
         };
+        let stored = match lookup {
+            Lookup::Id(_) => found.clone(),
+            Lookup::Query(_) => match store.find_token_by_id(&id)? {
+                Some(stored) => stored,
+                None => return Ok(None), // deleted meanwhile
+            },
+        };
+        let can_refresh = stored.refresh_token().is_some() || query.refresh_token().is_some();
+        if !can_refresh || !needs_refresh(&stored, skew) {
+            return Ok(Some((found, false)));
+        }
         let url = token_url
-            .or_else(|| found.api_domain().and_then(oauth::zoho_token_url))
+            .or_else(|| stored.api_domain().and_then(oauth::zoho_token_url))
             .or(fallback);
         if let Some(url) = &url {
             oauth::check_token_url(url).map_err(RefreshError::Refresher)?;
         }
         let timeout = AccessOptions::default().timeout;
-        self.inner
-            .refresh_with(&OAuthToken::new().with_id(id), skew, |stored| {
-                oauth::refresh(stored, url.as_deref(), timeout)
-            })
-            .map(Some)
+        let fresh = store.refresh_with(&OAuthToken::new().with_id(id), skew, |current| {
+            let mut grant = OAuthToken::new();
+            grant.set_refresh_token(query.refresh_token().map(|t| t.expose_secret().to_owned()));
+            grant.set_client_id(query.client_id().map(str::to_owned));
+            grant.set_client_secret(query.client_secret().map(|s| s.expose_secret().to_owned()));
+            // The stored values win; the query fills only what the record lacks.
+            let mut merged = current.clone();
+            merged.fill_missing_from(&grant);
+            oauth::refresh(&merged, url.as_deref(), timeout)
+        })?;
+        Ok(Some((fresh, true)))
     }
+}
+
+impl Drop for Store {
+    /// A store inherited across `fork` is not closed in the child: closing would act on the
+    /// parent's connection (a server session's goodbye, a lock file). Its memory is left to
+    /// the child's exit.
+    fn drop(&mut self) {
+        if let Some(store) = self.inner.take()
+            && std::process::id() != self.pid
+        {
+            std::mem::forget(store);
+        }
+    }
+}
+
+/// What `_find_fresh_token` looks for.
+enum Lookup {
+    Id(String),
+    Query(Box<OAuthToken>),
 }
 
 /// The store at `uri` opened with the credential its slots and the environment name.

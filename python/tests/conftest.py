@@ -94,3 +94,21 @@ def store_files_bytes(directory):
         if path.is_file():
             data += path.read_bytes()
     return data
+
+
+def start_workers(argv_for, count, gate, timeout=60):
+    """Starts `count` zoho_worker.py processes and opens the gate once all are waiting at it."""
+    import time
+
+    workers = [subprocess.Popen(argv_for(i), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(count)]
+    deadline = time.monotonic() + timeout
+    while len(list(gate.parent.glob(gate.name + ".ready.*"))) < count:
+        if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+            for w in workers:
+                w.kill()
+            raise AssertionError("workers did not all reach the gate: %s"
+                                 % [w.communicate()[1][-2000:] for w in workers])
+        time.sleep(0.01)
+    gate.touch()
+    return workers

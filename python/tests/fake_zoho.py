@@ -39,6 +39,7 @@ class FakeZoho:
         self.counts = {"authorization_code": 0, "refresh_token": 0, "refused": 0,
                        "users": 0, "org": 0, "unauthorized": 0}
         self.content_types = []
+        self.refresh_agents = []  # the User-Agent of every refresh request, in order
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
         self.base_url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
@@ -73,7 +74,7 @@ class FakeZoho:
             return dict(self.counts)
 
     # -- the protocol ------------------------------------------------------------------
-    def token_request(self, form, content_type):
+    def token_request(self, form, content_type, user_agent=""):
         with self.lock:
             self.content_types.append(content_type.split(";")[0].strip())
         if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
@@ -89,6 +90,7 @@ class FakeZoho:
         if grant_type == "refresh_token":
             with self.lock:
                 self.counts["refresh_token"] += 1
+                self.refresh_agents.append(user_agent)
             time.sleep(self.refresh_delay)  # widens the window a racing store would lose in
             with self.lock:
                 user = self.refresh_tokens.pop(form.get("refresh_token"), None)
@@ -163,7 +165,8 @@ def _handler(server):
                 content_type = self.headers.get("Content-Type", "")
                 form = dict(parse_form(body, content_type))
                 form.update({k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()})
-                self.send_json(*server.token_request(form, content_type))
+                self.send_json(*server.token_request(form, content_type,
+                                                     self.headers.get("User-Agent", "")))
             elif url.path == "/__grant":
                 user = urllib.parse.parse_qs(url.query)["user"][0]
                 self.send_json(200, {"code": server.grant(user)})

@@ -4,6 +4,8 @@ import base64
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -206,6 +208,29 @@ def test_the_interpreter_runs_other_threads_during_the_kdf(uri):
     assert spins > 100_000, spins
 
 
+def test_the_interpreter_runs_other_threads_during_a_refresh(store):
+    from fake_zoho import FakeZoho
+
+    slow = FakeZoho(refresh_delay=1.0).start()
+    try:
+        store.save_token({"user_name": "ann", "client_id": "1000.FAKECLIENT",
+                          "client_secret": "fake-client-secret-0123456789",
+                          "refresh_token": slow.issue_refresh_token("ann"),
+                          "access_token": "a", "expiry_time": "1000"})
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (store.access_token(user="ann", token_url=slow.token_url),
+                                                  done.set()))
+        spins = 0
+        thread.start()
+        while not done.is_set():
+            spins += 1
+        thread.join()
+    finally:
+        slow.stop()
+    assert slow.stats()["refresh_token"] == 1
+    assert spins > 100_000, spins
+
+
 def test_a_store_is_not_used_across_fork(store):
     store.save_token(dict(ANN))
     pid = os.fork()
@@ -257,6 +282,18 @@ def test_a_refused_refresh_raises_and_keeps_the_record(store, fake):
         store.access_token(user="nobody@example.com", token_url=fake.token_url)
     with pytest.raises(tokenvault.RefreshError, match="loopback"):
         store.access_token(id=ann_id, token_url="http://accounts.example.com/oauth/v2/token")
+
+
+def test_a_keychain_that_cannot_be_reached_is_a_keychain_error(store_dir):
+    code = ("import tokenvault, sys\n"
+            "try:\n"
+            "    tokenvault.Store.create(sys.argv[1], keychain=True)\n"
+            "except tokenvault.KeychainError as e:\n"
+            "    print('KeychainError', e)\n")
+    env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/bus")
+    out = subprocess.run([sys.executable, "-c", code, "sqlite:" + str(store_dir / "k.db")],
+                         capture_output=True, text=True, env=env, timeout=60, cwd="/")
+    assert out.stdout.startswith("KeychainError"), (out.stdout, out.stderr)
 
 
 def test_the_keychain(uri):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 import tokenvault
-from conftest import store_files_bytes
+from conftest import start_workers, store_files_bytes
 from fake_zoho import CLIENT_ID, CLIENT_SECRET, ORG_ID
 
 if os.environ.get("TOKENVAULT_REQUIRE_SERVICES") != "1":
@@ -27,8 +27,23 @@ SDK_USER = USER + ":" + ORG_ID  # the SDK names a user "email:org id" after a gr
 WORKER = os.path.join(os.path.dirname(__file__), "zoho_worker.py")
 
 
+@pytest.fixture(autouse=True)
+def sdk_never_refreshes(monkeypatch):
+    """In this process the SDK's own refresh fails the test: every refresh must be the store's
+    (the SDK would also reach the fake, with one request, and hide a store that never refreshes)."""
+    def refused(*args, **kwargs):
+        raise AssertionError("the SDK refreshed the token itself, outside the store's lock")
+
+    monkeypatch.setattr(OAuthToken, "refresh_access_token", refused)
+
+
 def environment(fake):
     return DataCenter.Environment(fake.base_url, fake.token_url, fake.base_url)
+
+
+def refreshed_by_store(fake):
+    """Every refresh request the fake saw came from tokenvault, none from the SDK (requests)."""
+    return fake.refresh_agents and not any("python-requests" in a for a in fake.refresh_agents)
 
 
 def initialize(fake, store, token, tmp_path):
@@ -44,9 +59,9 @@ def granted(fake, store, tmp_path):
     return initialize(fake, store, token, tmp_path)
 
 
-def expire(store):
+def expire(store, at="1000"):
     record = store.store.find_token({"user_name": SDK_USER})
-    record["expiry_time"] = "1000"
+    record["expiry_time"] = at
     store.store.save_token(record)
     return record
 
@@ -86,6 +101,7 @@ def test_an_expired_token_is_refreshed_once_in_the_store_and_the_rotated_refresh
     old = expire(store)
     token = initialize(fake, store, OAuthToken(user_signature=UserSignature(SDK_USER)), tmp_path)
     assert fake.stats()["refresh_token"] == 1 and fake.stats()["refused"] == 0
+    assert refreshed_by_store(fake)
     record = store.store.find_token_by_id(first.get_id())
     assert token.get_access_token() == record["access_token"] != old["access_token"]
     assert record["refresh_token"] != old["refresh_token"]  # the server rotated it; we kept the new one
@@ -98,7 +114,42 @@ def test_the_token_url_defaults_to_the_sdk_environment_for_a_non_zoho_domain(fak
     granted(fake, store, tmp_path)
     expire(store)
     initialize(fake, store, OAuthToken(user_signature=UserSignature(SDK_USER)), tmp_path)
-    assert fake.stats()["refresh_token"] == 1
+    assert fake.stats()["refresh_token"] == 1 and refreshed_by_store(fake)
+
+
+def test_a_token_inside_the_sdks_own_window_is_refreshed_by_the_store(fake, uri, key, tmp_path):
+    # The SDK refreshes a token expiring within 5 s by itself; the store must get there first.
+    store = TokenvaultStore(uri, key=key, token_url=fake.token_url)
+    granted(fake, store, tmp_path)
+    expire(store, at=str(int(time.time() * 1000) + 7000))
+    token = initialize(fake, store, OAuthToken(user_signature=UserSignature(SDK_USER)), tmp_path)
+    assert fake.stats()["refresh_token"] == 1 and refreshed_by_store(fake)
+    assert int(token.get_expires_in()) > int(time.time() * 1000) + 60_000
+
+
+def test_a_token_the_sdk_passes_with_its_own_stale_values_gets_the_fresh_ones(fake, uri, key, tmp_path):
+    store = TokenvaultStore(uri, key=key, token_url=fake.token_url)
+    first = granted(fake, store, tmp_path)
+    old = expire(store)
+    # By access token (the SDK's access-token mode): the object keeps no stale access token.
+    by_access = OAuthToken(access_token=old["access_token"], find_user=False)
+    assert store.find_token(by_access) is by_access
+    fresh = store.store.find_token_by_id(first.get_id())
+    assert by_access.get_access_token() == fresh["access_token"] != old["access_token"]
+    assert by_access.get_expires_in() == fresh["expiry_time"]
+    assert by_access.get_refresh_token() == fresh["refresh_token"]
+    # A record without the client secret refreshes with the secret the SDK's token carries,
+    # as the SDK would; the secret is not written into the record.
+    record = expire(store)
+    store.store.delete_token(record["id"])
+    record.update(client_secret=None, id=None)
+    store.store.save_token(record)
+    query = OAuthToken(client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                       refresh_token=record["refresh_token"], user_signature=UserSignature(SDK_USER))
+    assert store.find_token(query) is query
+    assert fake.stats()["refresh_token"] == 2 and fake.stats()["refused"] == 0
+    assert query.get_access_token() == store.store.find_token({"user_name": SDK_USER})["access_token"]
+    assert store.store.find_token({"user_name": SDK_USER})["client_secret"] is None
 
 
 def test_by_id_the_sdk_gets_a_fresh_token_and_an_unknown_id_raises(fake, uri, key, tmp_path):
@@ -106,10 +157,11 @@ def test_by_id_the_sdk_gets_a_fresh_token_and_an_unknown_id_raises(fake, uri, ke
     first = granted(fake, store, tmp_path)
     expire(store)
     by_id = initialize(fake, store, OAuthToken(id=first.get_id()), tmp_path)
-    assert fake.stats()["refresh_token"] == 1
+    assert fake.stats()["refresh_token"] == 1 and refreshed_by_store(fake)
     assert by_id.get_access_token() == store.store.find_token_by_id(first.get_id())["access_token"]
-    with pytest.raises(tokenvault.NotFound):
-        store.find_token_by_id("no-such-id")
+    for unknown in ("no-such-id", ""):
+        with pytest.raises(tokenvault.NotFound):
+            store.find_token_by_id(unknown)
 
 
 def test_the_other_store_methods_use_the_sdks_tokens(fake, uri, key, tmp_path):
@@ -152,12 +204,8 @@ def test_eight_sdk_processes_on_one_expired_token_make_one_refresh(slow_fake, ur
     granted(slow_fake, store, tmp_path)
     expire(store)
     gate = tmp_path / "go"
-    workers = [subprocess.Popen([sys.executable, WORKER, slow_fake.base_url, uri, key.hex(), SDK_USER,
-                                 str(gate)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(8)]
-    # Let every worker import the SDK and open the store, then start them together.
-    time.sleep(3)
-    gate.touch()
+    workers = start_workers(lambda _: [sys.executable, WORKER, slow_fake.base_url, uri, key.hex(),
+                                       SDK_USER, str(gate)], 8, gate)
     results = [w.communicate(timeout=120) for w in workers]
     assert [w.returncode for w in workers] == [0] * 8, [err for _, err in results]
     tokens = {out.strip() for out, _ in results}

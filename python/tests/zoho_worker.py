@@ -2,6 +2,9 @@
 with a TokenvaultStore by user name, and prints the access token the SDK got.
 
 Usage: zoho_worker.py BASE_URL STORE_URI KEY_HEX USER GATE_FILE
+
+Once its store is open it creates GATE_FILE.ready.<pid>, so the parent can open the gate when
+every worker is waiting at it.
 """
 
 import os
@@ -20,6 +23,7 @@ def main():
     base_url, store_uri, key_hex, user, gate = sys.argv[1:6]
     env = DataCenter.Environment(base_url, base_url + "/oauth/v2/token", base_url)
     store = TokenvaultStore(store_uri, key=bytes.fromhex(key_hex))
+    open("%s.ready.%d" % (gate, os.getpid()), "w").close()
     while not os.path.exists(gate):
         time.sleep(0.002)
     token = OAuthToken(user_signature=UserSignature(user))

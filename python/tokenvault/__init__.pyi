@@ -59,14 +59,6 @@ class Store:
     def change_passphrase(self, new: str) -> None: ...
     @property
     def store_id(self) -> str: ...
-    def _find_fresh_token(
-        self,
-        query: Token,
-        *,
-        token_url: Optional[str] = None,
-        fallback_token_url: Optional[str] = None,
-        skew: float = 5.0,
-    ) -> Optional[Dict[str, Optional[str]]]: ...
 
 def zoho_token_url(api_domain: str) -> Optional[str]: ...
 

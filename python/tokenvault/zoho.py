@@ -11,7 +11,8 @@ does with its store:
   own stores raise for an unknown id.
 * ``expiry_time`` is epoch milliseconds, kept by the SDK as ``expires_in``.
 
-When the record found has an access token expiring within ``skew`` seconds, the store
+When the record found has an access token that the SDK would refresh (it expires within the
+SDK's own 5-second window) or that expires within ``skew`` seconds beyond it, the store
 refreshes it itself, under tokenvault's cross-process lock, so the SDK sees a fresh token and
 N processes make one refresh call (the SDK alone sends one per process, and with a rotating
 refresh token all but one of them fail). The token endpoint is ``token_url`` (what the SDK's
@@ -37,6 +38,10 @@ __all__ = ["TokenvaultStore"]
 # The token fields the SDK's matching looks at (its FileStore.check_condition).
 _QUERY_FIELDS = ("client_id", "client_secret", "refresh_token", "access_token", "grant_token")
 
+# OAuthToken.get_token refreshes a token expiring within 5000 ms itself, outside any lock; the
+# store must have refreshed such a token first, whatever time passes between the two checks.
+_SDK_REFRESH_WINDOW = 5.0
+
 
 class TokenvaultStore(TokenStore):
     """An encrypted token store for the Zoho CRM SDK.
@@ -45,6 +50,10 @@ class TokenvaultStore(TokenStore):
     ``mysql://…``). One credential: ``passphrase``, ``key`` (32 bytes) or ``keychain=True``;
     none: taken from TOKENVAULT_KEY / TOKENVAULT_PASSPHRASE or the store's keychain slot.
     A store that does not exist yet is created with the credential given.
+
+    ``token_url``: the full token endpoint (the SDK environment's ``accounts_url``).
+    ``skew``: seconds beyond the SDK's own 5-second refresh window at which the store refreshes
+    first (at least 1; default 5: a token expiring within 10 s is refreshed by the store).
     """
 
     def __init__(self, uri, *, passphrase=None, key=None, keychain=False, token_url=None,
@@ -52,7 +61,7 @@ class TokenvaultStore(TokenStore):
         credential = {"passphrase": passphrase, "key": key, "keychain": keychain}
         self._store = _open_or_create(uri, credential)
         self._token_url = token_url
-        self._skew = float(skew)
+        self._skew = _SDK_REFRESH_WINDOW + max(float(skew), 1.0)
 
     @property
     def store(self):
@@ -60,6 +69,9 @@ class TokenvaultStore(TokenStore):
         return self._store
 
     def find_token(self, token):
+        """Fills `token` (the SDK's, matched by user name, access token, or grant / refresh
+        token with the client) from its record, refreshed first if due; returns `token`, or
+        None if no record matches."""
         if not isinstance(token, OAuthToken):
             return token
         found = self._store._find_fresh_token(
@@ -70,33 +82,41 @@ class TokenvaultStore(TokenStore):
         )
         if found is None:
             return None
-        _fill(token, found)
+        _fill(token, *found)
         return token
 
     def save_token(self, token):
+        """Saves `token` (merged into the record it matches, else inserted) and sets its id."""
         if not isinstance(token, OAuthToken):
             return
         token.set_id(self._store.save_token(_record_of(token)))
 
     def delete_token(self, id):
+        """Deletes the record `id` (tokenvault.NotFound if there is none)."""
         self._store.delete_token(id)
 
     def get_tokens(self):
+        """Every record, as the SDK's OAuthToken objects."""
         return [_new_token(record) for record in self._store.get_tokens()]
 
     def delete_tokens(self):
+        """Deletes every record."""
         self._store.delete_tokens()
 
     def find_token_by_id(self, id):
+        """The record `id` as a new OAuthToken, refreshed first if due; tokenvault.NotFound if
+        there is none (the SDK's own stores raise too)."""
         found = self._store._find_fresh_token(
-            {"id": id},
+            id=id,
             token_url=self._token_url,
             fallback_token_url=_sdk_accounts_url(),
             skew=self._skew,
         )
         if found is None:
             raise NotFound("no token with id %r" % (id,))
-        return _new_token(found)
+        token = OAuthToken(id=found[0]["id"])
+        _fill(token, *found)
+        return token
 
 
 def _open_or_create(uri, credential):
@@ -133,8 +153,15 @@ def _record_of(token):
     return {field: value for field, value in record.items() if value not in (None, "")}
 
 
-def _fill(token, record):
-    """Sets the fields `token` lacks from `record` (the SDK stores' merge)."""
+def _fill(token, record, refreshed=False):
+    """Sets the fields `token` lacks from `record` (the SDK stores' merge); after a refresh by
+    the store, the new access token, its expiry and a rotated refresh token replace the
+    token's own."""
+    if refreshed:
+        token.set_access_token(record["access_token"])
+        token.set_expires_in(record["expiry_time"])
+        if record["refresh_token"] is not None:
+            token.set_refresh_token(record["refresh_token"])
     if token.get_id() is None:
         token.set_id(record["id"])
     if token.get_user_signature() is None and record["user_name"] is not None:
