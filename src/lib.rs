@@ -63,13 +63,13 @@ pub use crypto::{Argon2Params, Tag};
 pub use keys::keychain;
 pub use keys::{Credential, CredentialChoice, CredentialError, PassphraseOrigin, RawKey};
 pub use matching::LookupField;
-pub use open::{Store, create, open, open_backend};
+pub use open::{Store, create, open, open_backend, open_from_env};
 pub use store::{BackendError, BackendErrorKind, Error, Result, Subject, TokenStore};
 pub use token::{
     AccessToken, ClientSecret, GrantToken, OAuthToken, RefreshToken, TokenField, UserSignature,
 };
 #[cfg(feature = "oauth")]
-pub use vault::AccessOptions;
+pub use vault::{AccessOptions, FindBy, Fresh};
 pub use vault::{
     CopyReport, DEFAULT_REFRESH_SKEW, EncryptedStore, KeySlotKind, KeyUsage, RefreshError,
     RotationReport, Saved, SlotInfo, StoreInfo, StoreOptions, VerifyReport, inspect,

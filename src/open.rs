@@ -16,7 +16,7 @@ use std::fs::DirBuilder;
 use std::path::Path;
 
 use crate::backend::{Backend, FileBackend, MemoryBackend};
-use crate::keys::Credential;
+use crate::keys::{Credential, CredentialChoice, CredentialError};
 use crate::store::{BackendError, BackendErrorKind, Error, Result};
 use crate::uri::StoreUri;
 use crate::vault::{EncryptedStore, StoreOptions};
@@ -33,11 +33,33 @@ pub type Store = EncryptedStore<Box<dyn Backend>>;
 /// opened (`NotSupported` for a URI whose backend this build lacks, `Insecure` for an unsafe
 /// store file).
 pub fn open(uri: &str, credential: &Credential) -> Result<Store> {
+    EncryptedStore::open(existing_backend(uri)?, credential)
+}
+
+/// Opens the existing store at `uri` with the credential its key slots and the environment
+/// name ([`Credential::from_env`]: `TOKENVAULT_KEY`, `TOKENVAULT_PASSPHRASE`, or its OS
+/// keychain slot), for a front end that cannot ask for a passphrase (the Python and Node.js
+/// packages).
+///
+/// # Errors
+/// As [`open`]; [`Error::Credential`] when the environment gives no usable credential
+/// ([`CredentialError::PassphraseNeeded`] for a passphrase store without one).
+pub fn open_from_env(uri: &str) -> Result<Store> {
+    let backend = existing_backend(uri)?;
+    let info = crate::inspect(&*backend)?;
+    match Credential::from_env(&info, None)? {
+        CredentialChoice::Ready(credential) => EncryptedStore::open(backend, &credential),
+        CredentialChoice::NeedsPassphrase => Err(CredentialError::PassphraseNeeded.into()),
+    }
+}
+
+/// The backend of the store at `uri`; a missing file is not created.
+fn existing_backend(uri: &str) -> Result<Box<dyn Backend>> {
     let uri = StoreUri::parse(uri)?;
     if uri.path().is_some_and(|p| !p.exists()) || uri == StoreUri::Memory {
         return Err(Error::NoStore);
     }
-    EncryptedStore::open(open_backend(&uri)?, credential)
+    open_backend(&uri)
 }
 
 /// Creates a store at `uri` (a file store's directory is created, 0700, if missing) with

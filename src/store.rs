@@ -259,6 +259,10 @@ pub enum Error {
     #[error(transparent)]
     Uri(#[from] crate::uri::UriError),
 
+    /// No credential could be taken from the environment ([`crate::open_from_env`]).
+    #[error(transparent)]
+    Credential(#[from] crate::keys::CredentialError),
+
     /// The storage backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 #[cfg(feature = "oauth")]
-pub use access::AccessOptions;
+pub use access::{AccessOptions, FindBy, Fresh};
 pub use bulk::CopyReport;
 pub use maintenance::{KeyUsage, RotationReport, VerifyReport, inspect};
 pub use refresh::{DEFAULT_REFRESH_SKEW, REFRESH_LOCK_TIMEOUT, RefreshError, needs_refresh};

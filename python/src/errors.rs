@@ -123,6 +123,7 @@ pub fn store_error(err: tokenvault::Error) -> PyErr {
         E::Refused { .. } => Refused::new_err(message),
         E::Keychain { .. } => KeychainError::new_err(message),
         E::Uri(_) => InvalidUri::new_err(message),
+        E::Credential(_) => CredentialError::new_err(message),
         E::Backend(_) => BackendError::new_err(message),
         _ => Error::new_err(message),
     }
@@ -142,9 +143,4 @@ pub fn refresh_error(err: tokenvault::RefreshError<OAuthError>) -> PyErr {
             RefreshError::new_err(message)
         }
     }
-}
-
-/// The exception for a credential that cannot be taken from the environment.
-pub fn credential_error(err: tokenvault::CredentialError) -> PyErr {
-    CredentialError::new_err(err.to_string())
 }

@@ -7,16 +7,10 @@ use std::time::Duration;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
-use tokenvault::oauth::{self, OAuthError};
-use tokenvault::uri::StoreUri;
-use tokenvault::vault::needs_refresh;
-use tokenvault::{
-    AccessOptions, Credential, CredentialChoice, EncryptedStore, OAuthToken, RawKey, RefreshError,
-    StoreOptions, TokenStore,
-};
+use tokenvault::{AccessOptions, Credential, FindBy, OAuthToken, RawKey, StoreOptions, TokenStore};
 use zeroize::Zeroize;
 
-use crate::errors::{self, CredentialError, Error};
+use crate::errors::{self, Error};
 use crate::record::{text_arg, token_from_dict, token_to_dict};
 
 /// An open token store. Safe to share between threads; open it again in a child process
@@ -65,7 +59,7 @@ impl Store {
         let uri = text_arg("uri", uri)?;
         let inner = match credential(passphrase, key, keychain)? {
             Some(credential) => py.detach(|| tokenvault::open(&uri, &credential)),
-            None => return py.detach(|| open_from_env(&uri)).map(Self::wrap),
+            None => py.detach(|| tokenvault::open_from_env(&uri)),
         }
         .map_err(errors::store_error)?;
         Ok(Self::wrap(inner))
@@ -173,21 +167,28 @@ impl Store {
         fallback_token_url: Option<&Bound<'py, PyAny>>,
         skew: f64,
     ) -> PyResult<Option<(Bound<'py, PyDict>, bool)>> {
-        let lookup = match (query, id) {
-            (Some(query), None) => Lookup::Query(Box::new(token_from_dict(query)?)),
-            (None, Some(id)) => Lookup::Id(text_arg("id", id)?),
-            _ => return Err(PyValueError::new_err("give a query or an id")),
-        };
-        let token_url = token_url.map(|u| text_arg("token_url", u)).transpose()?;
+        let query = query.map(token_from_dict).transpose()?;
+        let id = id.map(|id| text_arg("id", id)).transpose()?;
+        let mut options = AccessOptions::default().with_skew(seconds("skew", skew)?);
+        if let Some(url) = token_url {
+            options = options.with_token_url(text_arg("token_url", url)?);
+        }
         let fallback = fallback_token_url
             .map(|u| text_arg("fallback_token_url", u))
             .transpose()?;
-        let skew = seconds("skew", skew)?;
+        let find_by = match (&query, &id) {
+            (Some(query), None) => FindBy::Query(query),
+            (None, Some(id)) => FindBy::Id(id),
+            _ => return Err(PyValueError::new_err("give a query or an id")),
+        };
         let found = py
-            .detach(|| self.find_fresh(&lookup, token_url, fallback, skew))
+            .detach(|| {
+                self.inner()?
+                    .find_fresh(find_by, &options, fallback.as_deref())
+            })
             .map_err(errors::refresh_error)?;
         found
-            .map(|(t, refreshed)| Ok((token_to_dict(py, &t)?, refreshed)))
+            .map(|f| Ok((token_to_dict(py, &f.token)?, f.refreshed)))
             .transpose()
     }
 
@@ -263,60 +264,6 @@ impl Store {
         py.detach(|| call(self.inner()?))
             .map_err(errors::store_error)
     }
-
-    /// See `_find_fresh_token`. The refresh decision is made on the stored record (not on the
-    /// query merged into it), and the refresh grant takes what the stored record lacks (a
-    /// refresh token, the client id or secret) from the query, as the SDK would refresh with
-    /// its own token's values.
-    fn find_fresh(
-        &self,
-        lookup: &Lookup,
-        token_url: Option<String>,
-        fallback: Option<String>,
-        skew: Duration,
-    ) -> Result<Option<(OAuthToken, bool)>, RefreshError<OAuthError>> {
-        let store = self.inner()?;
-        let empty = OAuthToken::new();
-        let (found, query) = match lookup {
-            Lookup::Id(id) => (store.find_token_by_id(id)?, &empty),
-            Lookup::Query(query) => (store.find_token(query)?, &**query),
-        };
-        let Some(found) = found else {
-            return Ok(None);
-        };
-        let Some(id) = found.id().map(str::to_owned) else {
-            return Ok(Some((found, false)));
-        };
-        let stored = match lookup {
-            Lookup::Id(_) => found.clone(),
-            Lookup::Query(_) => match store.find_token_by_id(&id)? {
-                Some(stored) => stored,
-                None => return Ok(None), // deleted meanwhile
-            },
-        };
-        let can_refresh = stored.refresh_token().is_some() || query.refresh_token().is_some();
-        if !can_refresh || !needs_refresh(&stored, skew) {
-            return Ok(Some((found, false)));
-        }
-        let url = token_url
-            .or_else(|| stored.api_domain().and_then(oauth::zoho_token_url))
-            .or(fallback);
-        if let Some(url) = &url {
-            oauth::check_token_url(url).map_err(RefreshError::Refresher)?;
-        }
-        let timeout = AccessOptions::default().timeout;
-        let fresh = store.refresh_with(&OAuthToken::new().with_id(id), skew, |current| {
-            let mut grant = OAuthToken::new();
-            grant.set_refresh_token(query.refresh_token().map(|t| t.expose_secret().to_owned()));
-            grant.set_client_id(query.client_id().map(str::to_owned));
-            grant.set_client_secret(query.client_secret().map(|s| s.expose_secret().to_owned()));
-            // The stored values win; the query fills only what the record lacks.
-            let mut merged = current.clone();
-            merged.fill_missing_from(&grant);
-            oauth::refresh(&merged, url.as_deref(), timeout)
-        })?;
-        Ok(Some((fresh, true)))
-    }
 }
 
 impl Drop for Store {
@@ -329,30 +276,6 @@ impl Drop for Store {
         {
             std::mem::forget(store);
         }
-    }
-}
-
-/// What `_find_fresh_token` looks for.
-enum Lookup {
-    Id(String),
-    Query(Box<OAuthToken>),
-}
-
-/// The store at `uri` opened with the credential its slots and the environment name.
-fn open_from_env(uri: &str) -> Result<tokenvault::Store, PyErr> {
-    let parsed = StoreUri::parse(uri).map_err(|e| errors::store_error(e.into()))?;
-    if parsed.path().is_some_and(|p| !p.exists()) || parsed == StoreUri::Memory {
-        return Err(errors::store_error(tokenvault::Error::NoStore));
-    }
-    let backend = tokenvault::open_backend(&parsed).map_err(errors::store_error)?;
-    let info = tokenvault::inspect(&*backend).map_err(errors::store_error)?;
-    match Credential::from_env(&info, None).map_err(errors::credential_error)? {
-        CredentialChoice::Ready(credential) => {
-            EncryptedStore::open(backend, &credential).map_err(errors::store_error)
-        }
-        CredentialChoice::NeedsPassphrase => Err(CredentialError::new_err(
-            "this store opens with a passphrase: pass passphrase= or set TOKENVAULT_PASSPHRASE",
-        )),
     }
 }
 

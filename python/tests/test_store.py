@@ -102,7 +102,7 @@ def test_a_passphrase_store_without_a_passphrase_says_how_to_give_one(uri, monke
     tokenvault.Store.create(uri, passphrase="a passphrase")
     monkeypatch.delenv("TOKENVAULT_PASSPHRASE", raising=False)
     monkeypatch.delenv("TOKENVAULT_KEY", raising=False)
-    with pytest.raises(tokenvault.CredentialError, match="passphrase="):
+    with pytest.raises(tokenvault.CredentialError, match="TOKENVAULT_PASSPHRASE"):
         tokenvault.Store.open(uri)
 
 

@@ -91,6 +91,10 @@ pub enum CredentialError {
         /// The kinds of the store's slots.
         kinds: Vec<KeySlotKind>,
     },
+    /// The store opens with a passphrase and none was given, where no one can be asked
+    /// ([`open_from_env`](crate::open_from_env)).
+    #[error("this store opens with a passphrase and none was given (set TOKENVAULT_PASSPHRASE)")]
+    PassphraseNeeded,
 }
 
 impl Credential {
