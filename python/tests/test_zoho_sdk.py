@@ -227,6 +227,12 @@ def test_no_token_secret_or_user_name_in_any_file_of_the_store(fake, store_dir, 
     assert USER.encode() not in data and CLIENT_SECRET.encode() not in data
 
 
+def test_skew_is_checked(uri, key):
+    for bad in (0, 0.5, -1, float("nan"), float("inf"), "5"):
+        with pytest.raises(ValueError, match="1 or more"):
+            TokenvaultStore(uri, key=key, skew=bad)
+
+
 def test_without_the_sdk_the_import_error_says_what_to_install():
     code = (
         "import sys\n"

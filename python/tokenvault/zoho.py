@@ -14,10 +14,12 @@ does with its store:
 When the record found has an access token that the SDK would refresh (it expires within the
 SDK's own 5-second window) or that expires within ``skew`` seconds beyond it, the store
 refreshes it itself, under tokenvault's cross-process lock, so the SDK sees a fresh token and
-N processes make one refresh call (the SDK alone sends one per process, and with a rotating
-refresh token all but one of them fail). The token endpoint is ``token_url`` (what the SDK's
-``DataCenter.Environment`` keeps as ``accounts_url``); by default the Zoho accounts server of
-the record's ``api_domain``, else the ``accounts_url`` of the SDK's initialized environment.
+N processes make one refresh call (the SDK alone sends one per process: N requests where one
+would do, against a server that limits how many access tokens a refresh token may mint in a
+short time, as Zoho does; with a server that rotates refresh tokens, all but one fail).
+The token endpoint is ``token_url`` (what the SDK's ``DataCenter.Environment`` keeps as
+``accounts_url``); by default the Zoho accounts server of the record's ``api_domain``, else
+the ``accounts_url`` of the SDK's initialized environment.
 """
 
 try:
@@ -53,7 +55,7 @@ class TokenvaultStore(TokenStore):
 
     ``token_url``: the full token endpoint (the SDK environment's ``accounts_url``).
     ``skew``: seconds beyond the SDK's own 5-second refresh window at which the store refreshes
-    first (at least 1; default 5: a token expiring within 10 s is refreshed by the store).
+    first (1 or more; default 5: a token expiring within 10 s is refreshed by the store).
     """
 
     def __init__(self, uri, *, passphrase=None, key=None, keychain=False, token_url=None,
@@ -61,7 +63,9 @@ class TokenvaultStore(TokenStore):
         credential = {"passphrase": passphrase, "key": key, "keychain": keychain}
         self._store = _open_or_create(uri, credential)
         self._token_url = token_url
-        self._skew = _SDK_REFRESH_WINDOW + max(float(skew), 1.0)
+        if not isinstance(skew, (int, float)) or not skew >= 1 or skew == float("inf"):
+            raise ValueError("skew must be a finite number of seconds, 1 or more")
+        self._skew = _SDK_REFRESH_WINDOW + float(skew)
 
     @property
     def store(self):
