@@ -138,15 +138,25 @@ impl<B: Backend> EncryptedStore<B> {
         let Some(id) = found.id().map(str::to_owned) else {
             return unchanged(found);
         };
-        let stored = match find_by {
-            FindBy::Id(_) => found.clone(),
-            FindBy::Query(_) => match self.find_token_by_id(&id)? {
-                Some(stored) => stored,
+        // The merge hides the stored access token, expiry or domain only where the query has
+        // its own; only then is the stored record read again (the SDKs' queries have none).
+        let masked = query.access_token().is_some()
+            || query.expiry_time().is_some()
+            || query.api_domain().is_some();
+        let reread;
+        let stored = if masked {
+            match self.find_token_by_id(&id)? {
+                Some(stored) => {
+                    reread = stored;
+                    &reread
+                }
                 None => return Ok(None), // deleted meanwhile
-            },
+            }
+        } else {
+            &found
         };
         let can_refresh = stored.refresh_token().is_some() || query.refresh_token().is_some();
-        if !can_refresh || !needs_refresh(&stored, options.skew) {
+        if !can_refresh || !needs_refresh(stored, options.skew) {
             return unchanged(found);
         }
         let url = options
