@@ -26,18 +26,7 @@ const { inspect } = require("node:util");
 const native = loadNative();
 
 /** The ten fields of a token record, with the Zoho SDKs' names. */
-const FIELDS = Object.freeze([
-  "id",
-  "user_name",
-  "client_id",
-  "client_secret",
-  "refresh_token",
-  "access_token",
-  "grant_token",
-  "expiry_time",
-  "redirect_url",
-  "api_domain",
-]);
+const FIELDS = Object.freeze(native.fields());
 
 /** Base class of every tokenvault error; `code` names the class. */
 class TokenvaultError extends Error {
@@ -301,18 +290,5 @@ module.exports = {
   FIELDS,
   Store,
   zohoTokenUrl,
-  TokenvaultError,
-  WrongKey,
-  Tampered,
-  NotFound,
-  Conflict,
-  InvalidToken,
-  StoreExists,
-  NoStore,
-  KeychainError,
-  RefreshError,
-  BackendError,
-  Refused,
-  CredentialError,
-  InvalidUri,
+  ...Object.fromEntries(ERROR_CLASSES),
 };

@@ -85,3 +85,6 @@ export interface VerifyReport {
  * "https://www.zohoapis.eu" → "https://accounts.zoho.eu/oauth/v2/token"), or null.
  */
 export declare function zohoTokenUrl(apiDomain: string): string | null
+
+/** The ten field names of a token record, in the Zoho SDKs' order (the library's list). */
+export declare function fields(): Array<string>

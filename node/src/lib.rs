@@ -25,3 +25,11 @@ use napi_derive::napi;
 pub fn zoho_token_url(api_domain: String) -> Option<String> {
     tokenvault::oauth::zoho_token_url(&api_domain)
 }
+
+/// The ten field names of a token record, in the Zoho SDKs' order (the library's list).
+#[napi]
+pub fn fields() -> Vec<&'static str> {
+    tokenvault::TokenField::ALL
+        .map(tokenvault::TokenField::name)
+        .to_vec()
+}

@@ -12,6 +12,11 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<store::Store>()?;
     errors::register(module)?;
     module.add_function(wrap_pyfunction!(zoho_token_url, module)?)?;
+    // The ten field names of a token record, in the Zoho SDKs' order (the library's list).
+    module.add(
+        "FIELDS",
+        tokenvault::TokenField::ALL.map(tokenvault::TokenField::name),
+    )?;
     Ok(())
 }
 

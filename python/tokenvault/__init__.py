@@ -16,6 +16,7 @@ but a secret that crosses into Python (a passphrase you pass, a token you read) 
 that Python never zeroes; keep such values short-lived.
 """
 
+from . import _native
 from ._native import (
     BackendError,
     Conflict,
@@ -35,18 +36,7 @@ from ._native import (
     zoho_token_url,
 )
 
-FIELDS = (
-    "id",
-    "user_name",
-    "client_id",
-    "client_secret",
-    "refresh_token",
-    "access_token",
-    "grant_token",
-    "expiry_time",
-    "redirect_url",
-    "api_domain",
-)
+FIELDS = tuple(_native.FIELDS)
 """The ten fields of a token record, with the Zoho SDKs' names."""
 
 __all__ = [
