@@ -10,19 +10,20 @@ export declare class NativeStore {
   get storeId(): string
   /**
    * The record `query` matches (the Zoho rules: user name, else access token, else grant
-   * or refresh token with the client id and secret), or null.
+   * or refresh token with the client id and secret), or null. Tokens come out as their
+   * ten values in `fields()` order ([`TokenOut`]); `index.js` names them.
    */
-  findToken(query: unknown): Promise<import('./index.js').Token | null>
+  findToken(query: unknown): Promise<Array<string | null> | null>
   /** Saves `token` (merged into the record it matches, else inserted); resolves to its id. */
   saveToken(token: unknown): Promise<string>
   /** Deletes the record with this id (NotFound if there is none). */
   deleteToken(id: unknown): Promise<void>
   /** Every record, in id order. */
-  getTokens(): Promise<import('./index.js').Token[]>
+  getTokens(): Promise<Array<Array<string | null>>>
   /** Deletes every record. */
   deleteTokens(): Promise<void>
   /** The record with this id, or null. */
-  findTokenById(id: unknown): Promise<import('./index.js').Token | null>
+  findTokenById(id: unknown): Promise<Array<string | null> | null>
   /**
    * A valid access token for the record named by `user` or `id`, refreshed through the
    * OAuth refresh grant when it expires within `skew` seconds (default 60) — once for every
@@ -37,7 +38,7 @@ export declare class NativeStore {
    * The token endpoint: `tokenUrl`, else the Zoho accounts server of the record's
    * api_domain, else `fallbackTokenUrl`. Used by `tokenvault/zoho`.
    */
-  findFreshToken(query: unknown, options?: unknown | undefined | null): Promise<{ token: import('./index.js').Token, refreshed: boolean } | null>
+  findFreshToken(query: unknown, options?: unknown | undefined | null): Promise<Array<string | boolean | null> | null>
   /** Opens every record; resolves to `{ ok, failed: [{ id, message }] }`. */
   verify(): Promise<VerifyReport>
   /**

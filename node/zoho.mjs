@@ -189,8 +189,8 @@ export class TokenvaultStore extends TokenStore {
 
   /**
    * `_findFreshToken`, shared by the calls of this process that ask for the same user (or id)
-   * at the same time: one libuv thread, not one per SDK request, waits for a refresh (and for
-   * another process's refresh lock), so the pool stays free for the application's own I/O.
+   * at the same time: one of the addon's worker threads, not one per SDK request, waits for a
+   * refresh (and for another process's refresh lock), so the others stay free.
    */
   async #findFresh(key, query) {
     const store = await this.#store;

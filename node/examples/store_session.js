@@ -29,7 +29,7 @@ async function main() {
     });
     console.log(`saved ${id}`);
 
-    // Concurrent calls are fine: each runs on libuv's thread pool.
+    // Concurrent calls are fine: each runs on one of the addon's worker threads.
     const [byUser, byAccess, all] = await Promise.all([
       store.findToken({ user_name: "ann@example.com" }),
       store.findToken({ access_token: "1000.access.ann" }),

@@ -9,7 +9,8 @@
 use std::ptr;
 
 use napi::bindgen_prelude::{
-    Env, JsObjectValue, JsValue, Object, ToNapiValue, TypeName, Uint8ArraySlice, Unknown, ValueType,
+    Array, Env, JsObjectValue, JsValue, Object, ToNapiValue, TypeName, Uint8ArraySlice, Unknown,
+    ValueType,
 };
 use napi::sys;
 use tokenvault::token::MAX_FIELD_LEN;
@@ -257,24 +258,28 @@ fn unknown_field(key: &str) -> Failure {
     )
 }
 
-/// A token on its way out: an object with all ten fields, secrets included (the caller
-/// asked for the token). Each value is copied into a JS string from a buffer zeroed after.
+/// A token on its way out: its ten field values (`null` for an unset one) as an array in
+/// `fields()` order, which `index.js` turns into an object with the Zoho field names — one
+/// N-API call a value, instead of a property key made and looked up for each. Secrets
+/// included (the caller asked for the token); each value is copied into a JS string from a
+/// buffer zeroed after.
 pub struct TokenOut(pub OAuthToken);
 
 impl TokenOut {
-    fn into_object<'env>(self, env: &'env Env) -> napi::Result<Object<'env>> {
-        let mut object = Object::new(env)?;
-        for field in TokenField::ALL {
+    /// The array, with room for `extra` more elements after the fields.
+    fn into_array(self, env: &Env, extra: u32) -> napi::Result<Array<'_>> {
+        let mut values = env.create_array(TokenField::ALL.len() as u32 + extra)?;
+        for (index, field) in (0u32..).zip(TokenField::ALL) {
             let value = self.0.expose_field(field);
-            object.set(field.name(), value.as_deref().map(String::as_str))?;
+            values.set(index, value.as_deref().map(String::as_str))?;
         }
-        Ok(object)
+        Ok(values)
     }
 }
 
 impl TypeName for TokenOut {
     fn type_name() -> &'static str {
-        "Token"
+        "TokenValues"
     }
 
     fn value_type() -> ValueType {
@@ -285,7 +290,7 @@ impl TypeName for TokenOut {
 impl ToNapiValue for TokenOut {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
         let env = Env::from_raw(env);
-        Ok(val.into_object(&env)?.raw())
+        Ok(val.into_array(&env, 0)?.raw())
     }
 }
 
@@ -311,8 +316,8 @@ impl ToNapiValue for SecretText {
     }
 }
 
-/// What `findFreshToken` gives: the record, and whether it needed a refresh (then its access
-/// token, expiry and refresh token replace what the caller had).
+/// What `findFreshToken` gives: the record's ten values and, after them, whether it needed a
+/// refresh (then its access token, expiry and refresh token replace what the caller had).
 pub struct FreshOut {
     pub token: OAuthToken,
     pub refreshed: bool,
@@ -320,7 +325,7 @@ pub struct FreshOut {
 
 impl TypeName for FreshOut {
     fn type_name() -> &'static str {
-        "FreshToken"
+        "FreshTokenValues"
     }
 
     fn value_type() -> ValueType {
@@ -331,9 +336,8 @@ impl TypeName for FreshOut {
 impl ToNapiValue for FreshOut {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
         let env = Env::from_raw(env);
-        let mut object = Object::new(&env)?;
-        object.set("token", TokenOut(val.token).into_object(&env)?)?;
-        object.set("refreshed", val.refreshed)?;
-        Ok(object.raw())
+        let mut values = TokenOut(val.token).into_array(&env, 1)?;
+        values.set(TokenField::ALL.len() as u32, val.refreshed)?;
+        Ok(values.raw())
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use napi::Env;
-use napi::bindgen_prelude::{AsyncTask, Unknown};
+use napi::bindgen_prelude::{Object, Unknown};
 use napi_derive::napi;
 use tokenvault::{AccessOptions, FindBy, StoreOptions, TokenStore};
 use zeroize::Zeroizing;
@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::args;
 use crate::errors::{Failure, Outcome, code};
 use crate::record::{FreshOut, SecretText, TokenOut, token_from_js};
-use crate::task::{Blocking, spawn};
+use crate::task::spawn;
 
 /// An open token store, shared by every Promise that uses it. Made by `createStore` /
 /// `openStore`; `index.js` wraps it in the public `Store` class.
@@ -48,35 +48,35 @@ pub struct RotationReport {
 /// Creates a store at `uri` with exactly one credential (`{passphrase}`, `{key}` or
 /// `{keychain: true}`) as its first key slot.
 #[napi(ts_return_type = "Promise<NativeStore>")]
-pub fn create_store(
-    env: Env,
+pub fn create_store<'env>(
+    env: &'env Env,
     uri: Unknown<'_>,
     credential: Option<Unknown<'_>>,
-) -> napi::Result<AsyncTask<Blocking<NativeStore>>> {
+) -> napi::Result<Object<'env>> {
     let (uri, credential) =
-        args::create(&uri, credential.as_ref()).map_err(|f| f.into_napi(&env))?;
-    Ok(spawn(move || {
+        args::create(&uri, credential.as_ref()).map_err(|f| f.into_napi(env))?;
+    spawn(env, move || {
         let store = tokenvault::create(&uri, &credential, StoreOptions::default())?;
         Ok(NativeStore::wrap(store))
-    }))
+    })
 }
 
 /// Opens the store at `uri` with the credential given, or else the one the environment names
 /// (TOKENVAULT_KEY, TOKENVAULT_PASSPHRASE, or the store's OS keychain slot).
 #[napi(ts_return_type = "Promise<NativeStore>")]
-pub fn open_store(
-    env: Env,
+pub fn open_store<'env>(
+    env: &'env Env,
     uri: Unknown<'_>,
     credential: Option<Unknown<'_>>,
-) -> napi::Result<AsyncTask<Blocking<NativeStore>>> {
-    let (uri, credential) = args::open(&uri, credential.as_ref()).map_err(|f| f.into_napi(&env))?;
-    Ok(spawn(move || {
+) -> napi::Result<Object<'env>> {
+    let (uri, credential) = args::open(&uri, credential.as_ref()).map_err(|f| f.into_napi(env))?;
+    spawn(env, move || {
         let store = match credential {
             Some(credential) => tokenvault::open(&uri, &credential)?,
             None => tokenvault::open_from_env(&uri)?,
         };
         Ok(NativeStore::wrap(store))
-    }))
+    })
 }
 
 #[napi]
@@ -88,13 +88,13 @@ impl NativeStore {
     }
 
     /// Runs `call` on the store off the event loop.
-    fn run<T, F>(&self, call: F) -> AsyncTask<Blocking<T>>
+    fn run<'env, T, F>(&self, env: &'env Env, call: F) -> napi::Result<Object<'env>>
     where
-        T: napi::bindgen_prelude::ToNapiValue + napi::bindgen_prelude::TypeName + Send + 'static,
+        T: napi::bindgen_prelude::ToNapiValue + Send + 'static,
         F: FnOnce(&tokenvault::Store) -> Outcome<T> + Send + 'static,
     {
         let store = Arc::clone(&self.inner);
-        spawn(move || call(&store))
+        spawn(env, move || call(&store))
     }
 
     /// The store's id (random, hex): names it in key slots and the keychain.
@@ -104,62 +104,72 @@ impl NativeStore {
     }
 
     /// The record `query` matches (the Zoho rules: user name, else access token, else grant
-    /// or refresh token with the client id and secret), or null.
-    #[napi(ts_return_type = "Promise<import('./index.js').Token | null>")]
-    pub fn find_token(
+    /// or refresh token with the client id and secret), or null. Tokens come out as their
+    /// ten values in `fields()` order ([`TokenOut`]); `index.js` names them.
+    #[napi(ts_return_type = "Promise<Array<string | null> | null>")]
+    pub fn find_token<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         query: Unknown<'_>,
-    ) -> napi::Result<AsyncTask<Blocking<Option<TokenOut>>>> {
-        let query = token_from_js(&query).map_err(|f| f.into_napi(&env))?;
-        Ok(self.run(move |s| Ok(s.find_token(&query)?.map(TokenOut))))
+    ) -> napi::Result<Object<'env>> {
+        let query = token_from_js(&query).map_err(|f| f.into_napi(env))?;
+        self.run(env, move |s| Ok(s.find_token(&query)?.map(TokenOut)))
     }
 
     /// Saves `token` (merged into the record it matches, else inserted); resolves to its id.
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn save_token(
+    pub fn save_token<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         token: Unknown<'_>,
-    ) -> napi::Result<AsyncTask<Blocking<String>>> {
-        let mut token = token_from_js(&token).map_err(|f| f.into_napi(&env))?;
-        Ok(self.run(move |s| {
+    ) -> napi::Result<Object<'env>> {
+        let mut token = token_from_js(&token).map_err(|f| f.into_napi(env))?;
+        self.run(env, move |s| {
             s.save_token(&mut token)?;
             token
                 .id()
                 .map(str::to_owned)
                 .ok_or_else(|| Failure::new(code::ERROR, "the store saved the token without an id"))
-        }))
+        })
     }
 
     /// Deletes the record with this id (NotFound if there is none).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn delete_token(&self, env: Env, id: Unknown<'_>) -> napi::Result<AsyncTask<Blocking<()>>> {
-        let id = args::id(&id).map_err(|f| f.into_napi(&env))?;
-        Ok(self.run(move |s| Ok(s.delete_token(&id)?)))
+    pub fn delete_token<'env>(
+        &self,
+        env: &'env Env,
+        id: Unknown<'_>,
+    ) -> napi::Result<Object<'env>> {
+        let id = args::id(&id).map_err(|f| f.into_napi(env))?;
+        self.run(env, move |s| Ok(s.delete_token(&id)?))
     }
 
     /// Every record, in id order.
-    #[napi(ts_return_type = "Promise<import('./index.js').Token[]>")]
-    pub fn get_tokens(&self) -> AsyncTask<Blocking<Vec<TokenOut>>> {
-        self.run(|s| Ok(s.get_tokens()?.into_iter().map(TokenOut).collect()))
+    #[napi(ts_return_type = "Promise<Array<Array<string | null>>>")]
+    pub fn get_tokens<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.run(env, |s| {
+            Ok(s.get_tokens()?
+                .into_iter()
+                .map(TokenOut)
+                .collect::<Vec<_>>())
+        })
     }
 
     /// Deletes every record.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn delete_tokens(&self) -> AsyncTask<Blocking<()>> {
-        self.run(|s| Ok(s.delete_tokens()?))
+    pub fn delete_tokens<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.run(env, |s| Ok(s.delete_tokens()?))
     }
 
     /// The record with this id, or null.
-    #[napi(ts_return_type = "Promise<import('./index.js').Token | null>")]
-    pub fn find_token_by_id(
+    #[napi(ts_return_type = "Promise<Array<string | null> | null>")]
+    pub fn find_token_by_id<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         id: Unknown<'_>,
-    ) -> napi::Result<AsyncTask<Blocking<Option<TokenOut>>>> {
-        let id = args::id(&id).map_err(|f| f.into_napi(&env))?;
-        Ok(self.run(move |s| Ok(s.find_token_by_id(&id)?.map(TokenOut))))
+    ) -> napi::Result<Object<'env>> {
+        let id = args::id(&id).map_err(|f| f.into_napi(env))?;
+        self.run(env, move |s| Ok(s.find_token_by_id(&id)?.map(TokenOut)))
     }
 
     /// A valid access token for the record named by `user` or `id`, refreshed through the
@@ -167,16 +177,16 @@ impl NativeStore {
     /// thread and process that asks at the same time. `tokenUrl`: the full token endpoint
     /// (default: the Zoho accounts server of the record's api_domain).
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn access_token(
+    pub fn access_token<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         options: Unknown<'_>,
-    ) -> napi::Result<AsyncTask<Blocking<SecretText>>> {
-        let (query, access) = args::access(&options).map_err(|f| f.into_napi(&env))?;
-        Ok(self.run(move |s| {
+    ) -> napi::Result<Object<'env>> {
+        let (query, access) = args::access(&options).map_err(|f| f.into_napi(env))?;
+        self.run(env, move |s| {
             let token = s.access_token(&query, &access)?;
             Ok(SecretText(Zeroizing::new(token.expose_secret().to_owned())))
-        }))
+        })
     }
 
     /// The record `query` names (by id if it has one, else by the matching rules) with an
@@ -184,26 +194,24 @@ impl NativeStore {
     /// cross-process lock if it is not (and it has a refresh token); null if nothing matches.
     /// The token endpoint: `tokenUrl`, else the Zoho accounts server of the record's
     /// api_domain, else `fallbackTokenUrl`. Used by `tokenvault/zoho`.
-    #[napi(
-        ts_return_type = "Promise<{ token: import('./index.js').Token, refreshed: boolean } | null>"
-    )]
-    pub fn find_fresh_token(
+    #[napi(ts_return_type = "Promise<Array<string | boolean | null> | null>")]
+    pub fn find_fresh_token<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         query: Unknown<'_>,
         options: Option<Unknown<'_>>,
-    ) -> napi::Result<AsyncTask<Blocking<Option<FreshOut>>>> {
+    ) -> napi::Result<Object<'env>> {
         let args::Fresh {
             query,
             token_url,
             fallback,
             skew,
-        } = args::fresh(&query, options.as_ref()).map_err(|f| f.into_napi(&env))?;
+        } = args::fresh(&query, options.as_ref()).map_err(|f| f.into_napi(env))?;
         let mut options = AccessOptions::default().with_skew(skew);
         if let Some(url) = token_url {
             options = options.with_token_url(url);
         }
-        Ok(self.run(move |s| {
+        self.run(env, move |s| {
             let find_by = match query.id() {
                 Some(id) => FindBy::Id(id),
                 None => FindBy::Query(&query),
@@ -213,13 +221,13 @@ impl NativeStore {
                 token: f.token,
                 refreshed: f.refreshed,
             }))
-        }))
+        })
     }
 
     /// Opens every record; resolves to `{ ok, failed: [{ id, message }] }`.
     #[napi(ts_return_type = "Promise<VerifyReport>")]
-    pub fn verify(&self) -> AsyncTask<Blocking<VerifyReport>> {
-        self.run(|s| {
+    pub fn verify<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.run(env, |s| {
             let report = s.verify()?;
             Ok(VerifyReport {
                 ok: saturate(report.ok),
@@ -238,8 +246,8 @@ impl NativeStore {
     /// Re-seals every record under a new data key (resumable); resolves to
     /// `{ keyId, resealed, resumed }`.
     #[napi(ts_return_type = "Promise<RotationReport>")]
-    pub fn rotate(&self) -> AsyncTask<Blocking<RotationReport>> {
-        self.run(|s| {
+    pub fn rotate<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.run(env, |s| {
             let report = s.rotate()?;
             Ok(RotationReport {
                 key_id: report.key_id,
@@ -251,13 +259,13 @@ impl NativeStore {
 
     /// Replaces the passphrase of the store's passphrase slot.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn change_passphrase(
+    pub fn change_passphrase<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         passphrase: Unknown<'_>,
-    ) -> napi::Result<AsyncTask<Blocking<()>>> {
-        let new = args::passphrase(&passphrase).map_err(|f| f.into_napi(&env))?;
-        Ok(self.run(move |s| Ok(s.change_passphrase(&new)?)))
+    ) -> napi::Result<Object<'env>> {
+        let new = args::passphrase(&passphrase).map_err(|f| f.into_napi(env))?;
+        self.run(env, move |s| Ok(s.change_passphrase(&new)?))
     }
 }
 

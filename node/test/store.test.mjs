@@ -468,3 +468,49 @@ test("zohoTokenUrl maps Zoho API domains to their accounts server", () => {
   assert.equal(zohoTokenUrl("https://www.zohoapis.com"), "https://accounts.zoho.com/oauth/v2/token");
   assert.equal(zohoTokenUrl("https://example.com"), null);
 });
+
+test("calls run off the event loop: timers fire while a key derivation is in flight", async (t) => {
+  const dir = scratch(t);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  try {
+    // Argon2id at its default cost (64 MiB, t = 3) takes a few hundred milliseconds.
+    await Store.create(`sqlite:${join(dir, "passphrase.db")}`, { passphrase: "correct horse battery staple" });
+  } finally {
+    clearInterval(timer);
+  }
+  // Blocked, the loop would have run the timer at most once, after the call.
+  assert.ok(ticks >= 5, `the timer fired ${ticks} times during the call`);
+});
+
+test("a pending call keeps the process alive until it settles, then lets it exit", async () => {
+  const index = new URL("../index.js", import.meta.url).pathname;
+  const script = `
+    const { Store } = require(${JSON.stringify(index)});
+    Store.create("memory:", { key: Buffer.alloc(32, 7) })
+      .then((store) => store.saveToken({ user_name: "ann@example.com", refresh_token: "1000.r" }).then(() => store.getTokens()))
+      .then((tokens) => console.log("settled", tokens.length, tokens[0].user_name));
+  `;
+  const { status, stdout, stderr } = await run(process.execPath, ["-e", script]);
+  assert.equal(status, 0, stderr);
+  assert.equal(stdout.trim(), "settled 1 ann@example.com");
+});
+
+test("many calls in flight at once all settle, each with its own result", async (t) => {
+  const { store } = await newStore(t);
+  const users = Array.from({ length: 64 }, (_, i) => `user${i}@example.com`);
+  const ids = await Promise.all(users.map((user_name, i) => store.saveToken({ user_name, refresh_token: `1000.r${i}` })));
+  assert.equal(new Set(ids).size, users.length);
+  const found = await Promise.all([
+    ...users.map((user_name) => store.findToken({ user_name })),
+    ...ids.map((id) => store.findTokenById(id)),
+    store.findTokenById("0123456789abcdef"),
+  ]);
+  for (const [i, user_name] of users.entries()) {
+    assert.equal(found[i].user_name, user_name);
+    assert.equal(found[i].refresh_token, `1000.r${i}`);
+    assert.equal(found[users.length + i].id, ids[i]);
+    assert.equal(found[users.length + i].user_name, user_name);
+  }
+  assert.equal(found.at(-1), null);
+});
