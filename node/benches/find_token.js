@@ -23,7 +23,8 @@ const { join } = require("node:path");
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 4000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error("BENCH_ROUNDS must be a whole number, 1 or more");
 
 // Zoho's shapes: a 35-character client id, a 42-character client secret, 70-character
 // refresh and access tokens ("1000." and two 32-hex-digit parts).

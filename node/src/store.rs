@@ -1,6 +1,6 @@
 //! `NativeStore`: the library's store opened by URI, its six operations on plain objects, and
 //! the maintenance calls. Every call that does KDF, storage or network work returns a Promise
-//! settled from libuv's thread pool ([`crate::task`]); arguments are read and checked first,
+//! settled from the addon's worker threads ([`crate::task`]); arguments are read and checked first,
 //! on the JS thread, so a wrong argument rejects before any work starts.
 
 use std::sync::Arc;

@@ -49,46 +49,81 @@ struct Queue {
     jobs: VecDeque<Job>,
     workers: usize,
     parked: usize,
+    /// Workers told to come for a job (woken, or just started) that have not yet taken the
+    /// lock again: each will take one of the queued jobs.
+    coming: usize,
 }
 
+static POOL: OnceLock<Pool> = OnceLock::new();
+
 fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| Pool {
-        queue: Mutex::new(Queue::default()),
-        wake: Condvar::new(),
-        spinning: AtomicBool::new(false),
-        queued: AtomicUsize::new(0),
-        running: AtomicUsize::new(0),
+    POOL.get_or_init(|| {
+        // SAFETY: `atexit` has no preconditions; `finish_at_exit` is a C-ABI function that
+        // never unwinds (it catches panics) and stays loaded until exit (Node never unloads an
+        // addon; glibc runs a shared object's handlers at its unloading anyway).
+        unsafe { libc::atexit(finish_at_exit) };
+        Pool {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            spinning: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+        }
     })
 }
 
+/// How long the process's exit waits for the calls already queued or running.
+const EXIT_WAIT: Duration = Duration::from_secs(30);
+
+/// At exit (`process.exit()` included): waits, at most [`EXIT_WAIT`], until every call already
+/// queued or running has finished, as libuv's pool does at exit. A refresh cut off between
+/// the token endpoint's answer and the save would lose a rotated refresh token for good.
+extern "C" fn finish_at_exit() {
+    let _ = catch_unwind(|| {
+        let Some(pool) = POOL.get() else { return };
+        let deadline = Instant::now() + EXIT_WAIT;
+        while Instant::now() < deadline {
+            let idle = pool.lock().jobs.is_empty() && pool.running.load(Ordering::SeqCst) == 0;
+            if idle {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
 impl Pool {
-    fn lock(&'static self) -> MutexGuard<'static, Queue> {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
         // Jobs run outside the lock and catch their panics: a poisoned queue is still whole.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `job`, waking or starting a worker unless the spinning one will take it.
+    /// Queues `job`, and wakes or starts a worker for it unless one is already on its way
+    /// (the spinning one, or one woken or started for an earlier job that it has not taken
+    /// yet).
     fn submit(&'static self, job: Job) {
         let mut queue = self.lock();
         queue.jobs.push_back(job);
         self.queued.store(queue.jobs.len(), Ordering::SeqCst);
         let spinner = usize::from(self.spinning.load(Ordering::SeqCst));
-        if queue.jobs.len() <= spinner {
+        if queue.jobs.len() <= spinner + queue.coming {
             return;
         }
-        if queue.parked > 0 {
+        if queue.parked > queue.coming {
+            queue.coming += 1;
             drop(queue);
             self.wake.notify_one();
             return;
         }
         if queue.workers < MAX_WORKERS {
             queue.workers += 1;
+            queue.coming += 1;
             let started = std::thread::Builder::new()
                 .name("tokenvault".into())
                 .spawn(move || self.work());
             if started.is_err() {
                 queue.workers -= 1;
+                queue.coming -= 1;
                 if queue.workers == 0 {
                     // Nothing would ever run it: fail the call instead.
                     let job = queue.jobs.pop_back();
@@ -112,6 +147,7 @@ impl Pool {
     /// A worker: runs jobs; when there are none, spins a little (if no other worker does),
     /// then parks until [`submit`](Self::submit) wakes it.
     fn work(&'static self) {
+        self.arrived(&mut self.lock());
         loop {
             let job = {
                 let mut queue = self.lock();
@@ -135,15 +171,24 @@ impl Pool {
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
                 queue.parked -= 1;
+                // Woken for a job (or spuriously: then this worker, awake, takes one anyway).
+                self.arrived(&mut queue);
             };
             drop(queue);
             self.run(job);
         }
     }
 
+    /// A worker told to come is here.
+    fn arrived(&self, queue: &mut Queue) {
+        queue.coming = queue.coming.saturating_sub(1);
+    }
+
     fn run(&self, job: Job) {
         self.running.fetch_add(1, Ordering::SeqCst);
-        job(true);
+        // The work's own panics reject its Promise (see `spawn`); this keeps the worker, and
+        // the count, whole should settling the Promise panic too.
+        let _ = catch_unwind(AssertUnwindSafe(|| job(true)));
         self.running.fetch_sub(1, Ordering::SeqCst);
     }
 

@@ -514,3 +514,17 @@ test("many calls in flight at once all settle, each with its own result", async 
   }
   assert.equal(found.at(-1), null);
 });
+
+test("a slow call does not hold up a quick one started with it", async (t) => {
+  const { dir, store } = await newStore(t);
+  await store.saveToken({ user_name: "ann@example.com", refresh_token: "1000.r" });
+  // Let the workers go idle and park, as between an application's requests.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const settled = [];
+  const slow = Store.create(`sqlite:${join(dir, "passphrase.db")}`, { passphrase: "correct horse battery staple" }).then(
+    () => settled.push("key derivation"),
+  );
+  const quick = store.findToken({ user_name: "ann@example.com" }).then(() => settled.push("lookup"));
+  await Promise.all([slow, quick]);
+  assert.deepEqual(settled, ["lookup", "key derivation"]);
+});
