@@ -6,6 +6,7 @@ mod access;
 mod bulk;
 mod maintenance;
 mod refresh;
+mod sealing;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -20,10 +21,9 @@ pub use refresh::{DEFAULT_REFRESH_SKEW, REFRESH_LOCK_TIMEOUT, RefreshError, need
 pub use crate::keys::{SlotInfo, StoreInfo};
 pub use crate::store::KeySlotKind;
 
-use crate::backend::{Backend, LookupTags, StoredRecord, Transaction};
+use crate::backend::{Backend, LookupTags, Transaction};
 use crate::crypto::{AeadKey, Argon2Params, IndexKey, Key, Tag, label, random_array, role};
 use crate::format::header::{self, DataKeyEntry, Header};
-use crate::format::record::{self, OpenFailure, RECORD_VERSION};
 use crate::format::{HeaderError, hex};
 use crate::keys::Credential;
 use crate::matching::{self, LookupField};
@@ -301,63 +301,6 @@ impl<B: Backend> EncryptedStore<B> {
         tags
     }
 
-    /// The header state that can open `record`: the cached one, or the header re-read once if
-    /// the record names a key this handle has not seen (another process rotated).
-    fn state_for(&self, record: &StoredRecord) -> Result<Arc<HeaderState>> {
-        let state = self.state();
-        match record::key_id_of(&record.sealed) {
-            Ok(key_id) if !state.data_keys.contains_key(&key_id) => {
-                self.sync(self.backend.read_header()?)
-            }
-            _ => Ok(state),
-        }
-    }
-
-    fn open_with(&self, state: &HeaderState, record: &StoredRecord) -> Result<OAuthToken> {
-        if record.sealed.first() != Some(&RECORD_VERSION) && !record.sealed.is_empty() {
-            return Err(Error::UnsupportedFormat {
-                what: "record format version",
-                detail: format!("{} in record {:?}", record.sealed[0], record.id),
-            });
-        }
-        let key_id = record::key_id_of(&record.sealed).map_err(|_| tampered(&record.id))?;
-        let key = state
-            .data_keys
-            .get(&key_id)
-            .ok_or_else(|| Error::UnknownKey {
-                what: Subject::Record(record.id.clone()),
-                key_id,
-            })?;
-        let ad = record::associated_data(&self.store_id, key_id, &record.id);
-        let mut token: OAuthToken =
-            record::open(&record.sealed, key_id, key, &ad).map_err(|failure| match failure {
-                OpenFailure::Tampered => tampered(&record.id),
-                OpenFailure::UnsupportedVersion(v) => Error::UnsupportedFormat {
-                    what: "record format version",
-                    detail: v.to_string(),
-                },
-            })?;
-        token.set_id(Some(record.id.clone()));
-        Ok(token)
-    }
-
-    /// Opens a record found by `field = value` and checks that it really has that value: tags
-    /// sit beside the sealed bytes, outside its authentication, so a swapped tag must not
-    /// return another user's token.
-    fn open_found(
-        &self,
-        state: &HeaderState,
-        record: &StoredRecord,
-        field: LookupField,
-        value: &str,
-    ) -> Result<OAuthToken> {
-        let token = self.open_with(state, record)?;
-        if field.value_in(&token) != Some(value) {
-            return Err(tampered(&record.id));
-        }
-        Ok(token)
-    }
-
     /// Takes `n` seals of the active key: from this process's reserved block if it has them,
     /// else by reserving a new block in the header inside `tx`. The new block is returned, to
     /// be installed only once the transaction has committed.
@@ -415,27 +358,6 @@ impl<B: Backend> EncryptedStore<B> {
         }
     }
 
-    /// Seals `token` as record `id` under the active data key.
-    fn seal(
-        &self,
-        state: &HeaderState,
-        token: &OAuthToken,
-        id: &str,
-        tags: LookupTags,
-    ) -> Result<StoredRecord> {
-        let key_id = state.header.active_key;
-        let key = state
-            .data_keys
-            .get(&key_id)
-            .expect("every header key is unwrapped at load");
-        let ad = record::associated_data(&self.store_id, key_id, id);
-        Ok(StoredRecord {
-            id: id.to_owned(),
-            tags,
-            sealed: record::seal(&token.expose_secrets_without_id(), key, key_id, &ad)?,
-        })
-    }
-
     /// Rewrites the header inside one transaction.
     fn update_header(&self, mutate: &mut dyn FnMut(&mut Header) -> Result<()>) -> Result<()> {
         self.backend.transact(&mut |tx| {
@@ -462,8 +384,9 @@ impl<B: Backend> EncryptedStore<B> {
             let mut merged = token.clone();
             let target = self.save_target(tx, &state, token)?;
             let inserted = target.is_none();
+            let generation = target.as_ref().map_or(0, |(_, generation)| *generation) + 1;
             let id = match target {
-                Some(stored) => {
+                Some((stored, _)) => {
                     merged.fill_missing_from(&stored);
                     stored
                         .id()
@@ -483,7 +406,7 @@ impl<B: Backend> EncryptedStore<B> {
             merged.set_id(Some(id.clone()));
             let tags = self.check_unique(tx, &merged, &id)?;
             let reservation = self.take_seals(tx, &state, 1)?;
-            tx.put(self.seal(&state, &merged, &id, tags)?)?;
+            tx.put(self.seal(&state, &merged, &id, tags, generation)?)?;
             outcome = Some((merged, reservation, inserted));
             Ok(())
         })?;
@@ -497,19 +420,23 @@ impl<B: Backend> EncryptedStore<B> {
         })
     }
 
-    /// The record `save_token` updates, found inside the transaction.
+    /// The record `save_token` updates, found inside the transaction, with its generation.
     fn save_target(
         &self,
         tx: &mut dyn Transaction,
         state: &HeaderState,
         token: &OAuthToken,
-    ) -> Result<Option<OAuthToken>> {
+    ) -> Result<Option<(OAuthToken, u64)>> {
         if let Some(id) = token.id() {
-            return tx.get(id)?.map(|r| self.open_with(state, &r)).transpose();
+            return tx
+                .get(id)?
+                .map(|r| Ok((self.open_with(state, &r)?, sealing::generation_of(&r))))
+                .transpose();
         }
         for (field, value) in matching::lookups(token) {
             if let Some(record) = tx.find_by_tag(field, &self.tag(field, value))? {
-                return self.open_found(state, &record, field, value).map(Some);
+                let stored = self.open_found(state, &record, field, value)?;
+                return Ok(Some((stored, sealing::generation_of(&record))));
             }
         }
         Ok(None)
@@ -532,7 +459,7 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
             if let Some(record) = self.backend.find_by_tag(field, &self.tag(field, value))? {
                 let stored = self.open_found(&*self.state_for(&record)?, &record, field, value)?;
                 let mut merged = query.clone();
-                merged.fill_missing_from(&stored);
+                merged.take_missing_from(stored);
                 return Ok(Some(merged));
             }
         }
@@ -557,12 +484,23 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
     }
 
     fn get_tokens(&self) -> Result<Vec<OAuthToken>> {
-        let records = self.backend.list()?;
-        let mut tokens = Vec::with_capacity(records.len());
-        for record in &records {
-            tokens.push(self.open_with(&*self.state_for(record)?, record)?);
+        let batch = self.scan_all(false)?;
+        let mut tokens = vec![OAuthToken::new(); batch.len()];
+        // The failure of the first record (in id order) that does not open.
+        let failure: Mutex<Option<(usize, Error)>> = Mutex::new(None);
+        self.open_batch(&batch, &mut tokens, |i, opened, slot| match opened {
+            Ok(token) => *slot = token,
+            Err(e) => {
+                let mut failure = failure.lock().unwrap_or_else(PoisonError::into_inner);
+                if failure.as_ref().is_none_or(|(first, _)| i < *first) {
+                    *failure = Some((i, e));
+                }
+            }
+        })?;
+        match failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            Some((_, e)) => Err(e),
+            None => Ok(tokens),
         }
-        Ok(tokens)
     }
 
     fn delete_tokens(&self) -> Result<()> {

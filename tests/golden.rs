@@ -282,6 +282,15 @@ fn load(case: &Case) -> MemoryBackend {
     backend
 }
 
+/// A sealed record's generation (SECURITY.md §3.3): bytes 5..13 of a version-2 record, 0 for
+/// version 1.
+fn generation_of(sealed: &[u8]) -> u64 {
+    match sealed[0] {
+        2 => u64::from_be_bytes(sealed[5..13].try_into().unwrap()),
+        _ => 0,
+    }
+}
+
 fn json(token: &OAuthToken) -> String {
     serde_json::to_string(&token.expose_secrets()).unwrap()
 }
@@ -403,15 +412,34 @@ fn check_case(case: &Case) {
         return;
     }
 
-    // An old store stays writable: update a record, rotate the data key, reopen.
+    // An old store stays writable: update a record, rotate the data key, reopen. Every write
+    // seals in the current record version with the record's generation advanced (a version-1
+    // record counts as generation 0): the store upgrades record by record.
     assert_eq!(store.get_tokens().unwrap().len(), case.records.len());
+    let generations = |backend: &MemoryBackend| -> BTreeMap<String, (u8, u64)> {
+        backend
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id.clone(), (r.sealed[0], generation_of(&r.sealed))))
+            .collect()
+    };
+    let before = generations(&backend);
     let first = &case.records[0].id;
     let mut update = OAuthToken::new()
         .with_id(first)
         .with_access_token("golden-updated-access");
     store.save_token(&mut update).unwrap();
+    let mut expected = before.clone();
+    expected.insert(first.clone(), (2, before[first].1 + 1));
+    assert_eq!(generations(&backend), expected, "{name}: after one save");
     let rotation = store.rotate().unwrap();
     assert_eq!(rotation.resealed, case.records.len(), "{name}");
+    let expected: BTreeMap<_, _> = expected
+        .into_iter()
+        .map(|(id, (_, generation))| (id, (2, generation + 1)))
+        .collect();
+    assert_eq!(generations(&backend), expected, "{name}: after rotate");
     drop(store);
     let store = EncryptedStore::open(&backend, &credential).unwrap();
     let report = store.verify().unwrap();
@@ -726,7 +754,14 @@ fn golden_bytes_follow_the_documented_format() {
                 .try_into()
                 .unwrap();
             assert_eq!(spec::hmac(&dk, &[COMMIT]).as_slice(), k.commitment);
-            assert_eq!(k.seals % 4096, 0, "{name}: seals are reserved in blocks");
+            // Seals are reserved ahead in blocks (their sizes have changed between builds):
+            // at least one for every record sealed under the key.
+            let sealed_under = case
+                .records
+                .iter()
+                .filter(|r| r.sealed[1..5] == k.id.to_be_bytes())
+                .count() as u64;
+            assert!(k.seals >= sealed_under, "{name}: seals counted");
             data_keys.insert(k.id, dk);
         }
         assert!(data_keys.contains_key(&h.active));
@@ -734,25 +769,81 @@ fn golden_bytes_follow_the_documented_format() {
         let k_idx = spec::hkdf(None, &store_key, b"tokenvault index v1");
         for r in &case.records {
             let s = &r.sealed;
-            assert_eq!(s[0], 1, "{name}: record version");
-            let key_id = u32::from_be_bytes(s[1..5].try_into().unwrap());
-            let ad = spec::lp(&[
-                b"tokenvault record",
-                &[1],
-                &h.store_id,
-                &key_id.to_be_bytes(),
-                r.id.as_bytes(),
-            ]);
-            let plaintext = spec::open(&data_keys[&key_id], &s[5..17], &s[17..], &ad)
-                .unwrap_or_else(|| panic!("{name}: record {} does not open", r.id));
-            // The plaintext is the token's JSON without its id (which the AD binds).
+            let key_id_bytes: [u8; 4] = s[1..5].try_into().unwrap();
+            let key_id = u32::from_be_bytes(key_id_bytes);
             let expected = &case.tokens[&r.id];
-            let id_member = format!("\"id\":{},", serde_json::to_string(&r.id).unwrap());
-            assert!(expected.starts_with(&format!("{{{id_member}")));
-            let without_id = expected.replacen(&id_member, "", 1);
-            assert_eq!(String::from_utf8(plaintext).unwrap(), without_id, "{name}");
-            // Blind-index tags: HMAC-SHA256(K_idx, field name || 0x00 || value).
             let value: serde_json::Value = serde_json::from_str(expected).unwrap();
+            match s[0] {
+                1 => {
+                    let ad = spec::lp(&[
+                        b"tokenvault record",
+                        &[1],
+                        &h.store_id,
+                        &key_id_bytes,
+                        r.id.as_bytes(),
+                    ]);
+                    let plaintext = spec::open(&data_keys[&key_id], &s[5..17], &s[17..], &ad)
+                        .unwrap_or_else(|| panic!("{name}: record {} does not open", r.id));
+                    // The plaintext is the token's JSON without its id (which the AD binds).
+                    let id_member = format!("\"id\":{},", serde_json::to_string(&r.id).unwrap());
+                    assert!(expected.starts_with(&format!("{{{id_member}")));
+                    let without_id = expected.replacen(&id_member, "", 1);
+                    assert_eq!(String::from_utf8(plaintext).unwrap(), without_id, "{name}");
+                }
+                2 => {
+                    let generation = &s[5..13];
+                    assert!(
+                        u64::from_be_bytes(generation.try_into().unwrap()) >= 1,
+                        "{name}"
+                    );
+                    let ad = spec::lp(&[
+                        b"tokenvault record",
+                        &[2],
+                        &h.store_id,
+                        &key_id_bytes,
+                        generation,
+                        r.id.as_bytes(),
+                    ]);
+                    let plaintext = spec::open(&data_keys[&key_id], &s[13..25], &s[25..], &ad)
+                        .unwrap_or_else(|| panic!("{name}: record {} does not open", r.id));
+                    // The plaintext: the nine fields but the id, in order, each a 4-byte
+                    // big-endian length and UTF-8 bytes (length 0: unset).
+                    let mut body = spec::Layout::new(&plaintext);
+                    let mut set = 0;
+                    for field in [
+                        "user_name",
+                        "client_id",
+                        "client_secret",
+                        "refresh_token",
+                        "access_token",
+                        "grant_token",
+                        "expiry_time",
+                        "redirect_url",
+                        "api_domain",
+                    ] {
+                        let len = body.u32(field) as usize;
+                        let bytes = body.take(len, field);
+                        let got = (len > 0).then(|| std::str::from_utf8(bytes).unwrap());
+                        assert_eq!(
+                            got,
+                            value[field].as_str(),
+                            "{name}: record {} {field}",
+                            r.id
+                        );
+                        set += usize::from(got.is_some());
+                    }
+                    assert_eq!(
+                        body.at,
+                        plaintext.len(),
+                        "{name}: record {}: trailing bytes",
+                        r.id
+                    );
+                    let members = value.as_object().unwrap().len();
+                    assert_eq!(set + 1, members, "{name}: record {}: every field", r.id);
+                }
+                v => panic!("{name}: record version {v}"),
+            }
+            // Blind-index tags: HMAC-SHA256(K_idx, field name || 0x00 || value).
             for (i, field) in ["user_name", "access_token", "refresh_token", "grant_token"]
                 .iter()
                 .enumerate()
@@ -916,6 +1007,96 @@ fn make_store(name: &str, key: CaseKey, tokens: Vec<OAuthToken>, comments: Vec<S
         case.tokens.insert(id.clone(), json(&token));
     }
     case
+}
+
+#[test]
+#[ignore = "wrote the record-version-2 golden files once; the committed files are the truth"]
+fn generate_golden_record_v2() {
+    let dir = golden_dir();
+    let existing = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("v2-")
+        })
+        .count();
+    assert!(
+        existing == 0,
+        "the v2-* golden files exist: they must not be regenerated"
+    );
+    let made = "made once by tests/golden.rs generate_golden_record_v2 (tokenvault 0.1.0, record \
+                version 2); never regenerated";
+    let updated_bob = minimal_token().with_access_token("1000.golden.access.bob");
+    let raw = make_store(
+        "v2-rawkey-store.txt",
+        CaseKey::Raw(golden_raw_key()),
+        vec![full_token(), minimal_token(), escapes_token(), updated_bob],
+        vec![
+            made.to_owned(),
+            "raw-key store (raw key = bytes 00..1f), records in version 2: all ten fields; \
+             user_name + refresh_token saved, then saved again with an access token \
+             (generation 2); escapes and non-ASCII"
+                .to_owned(),
+        ],
+    );
+    let id_of = |user: &str| -> String {
+        raw.tokens
+            .iter()
+            .find(|(_, j)| j.contains(&format!("\"user_name\":\"{user}\"")))
+            .map(|(id, _)| id.clone())
+            .unwrap()
+    };
+    let (ann, bob) = (id_of("ann@example.com"), id_of("bob@example.com"));
+    assert_eq!(
+        generation_of(&raw.records.iter().find(|r| r.id == bob).unwrap().sealed),
+        2
+    );
+    let mut cases = vec![raw.clone()];
+    /// A negative case: its file, its comment, the record it tampers with, and how.
+    type Variant<'a> = (&'static str, String, &'a String, fn(&mut Vec<u8>));
+    let variants: [Variant<'_>; 3] = [
+        (
+            "v2-rawkey-tampered-record.txt",
+            format!(
+                "v2-rawkey-store.txt with byte 30 of record {ann} (in the ciphertext) xor 0x01"
+            ),
+            &ann,
+            |sealed| sealed[30] ^= 0x01,
+        ),
+        (
+            "v2-rawkey-relabelled-generation.txt",
+            format!(
+                "v2-rawkey-store.txt with the generation of record {bob} relabelled from 2 to 1 \
+                 (the associated data binds it)"
+            ),
+            &bob,
+            |sealed| sealed[12] = 1,
+        ),
+        (
+            "v2-rawkey-downgraded-version.txt",
+            format!(
+                "v2-rawkey-store.txt with record {ann} relabelled as record version 1 (the \
+                 associated data binds the version)"
+            ),
+            &ann,
+            |sealed| sealed[0] = 1,
+        ),
+    ];
+    for (file, comment, id, tamper) in variants {
+        let mut c = raw.clone();
+        c.name = file.into();
+        c.comments = vec![made.into(), comment];
+        c.expect = Expect::TamperedRecord;
+        tamper(&mut c.records.iter_mut().find(|r| &r.id == id).unwrap().sealed);
+        c.tampered = [id.clone()].into();
+        cases.push(c);
+    }
+    for case in &cases {
+        std::fs::write(dir.join(&case.name), render_case(case)).unwrap();
+    }
 }
 
 #[test]

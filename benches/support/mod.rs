@@ -308,6 +308,8 @@ pub enum Target {
     WithinOfBaseline(f64),
     /// tokenvault at most this many ns.
     AtMost(f64),
+    /// Both: tokenvault at most this many ns, and at most this ratio to the baseline.
+    AtMostAndRatio(f64, f64),
     /// Reported, not judged.
     None,
 }
@@ -328,6 +330,9 @@ impl Target {
             (Target::RatioAtMost(limit), Some(o), Some(b), _) => o / b <= limit,
             (Target::WithinOfBaseline(limit), _, _, Some(d)) => d <= limit,
             (Target::AtMost(limit), Some(o), _, _) => o <= limit,
+            (Target::AtMostAndRatio(limit, ratio), Some(o), Some(b), _) => {
+                o <= limit && o / b <= ratio
+            }
             _ => return Verdict::Unjudged,
         };
         if pass { Verdict::Pass } else { Verdict::Miss }
@@ -338,6 +343,7 @@ impl Target {
             Target::RatioAtMost(limit) => format!("≤ {limit:.2}x"),
             Target::WithinOfBaseline(limit) => format!("diff ≤ {}", fmt_ns(limit)),
             Target::AtMost(limit) => format!("≤ {}", fmt_ns(limit)),
+            Target::AtMostAndRatio(limit, ratio) => format!("≤ {}, ≤ {ratio}x", fmt_ns(limit)),
             Target::None => "(info)".to_owned(),
         }
     }

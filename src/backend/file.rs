@@ -26,7 +26,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::memory::{State, transact_then};
 use super::private_files::{self, sibling};
-use super::{Backend, HeldLock, LookupField, LookupTags, StoredRecord, Tag, Transaction};
+use super::{
+    Backend, HeldLock, LookupField, LookupTags, RecordRef, StoredRecord, Tag, Transaction,
+};
 use crate::crypto::random_array;
 use crate::format::Reader;
 use crate::store::{BackendError, BackendErrorKind, Result};
@@ -299,6 +301,14 @@ impl Backend for FileBackend {
 
     fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
         self.read(|s| Ok(s.sorted().into_iter().cloned().collect()))
+    }
+
+    fn scan(
+        &self,
+        with_tags: bool,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        self.read(|s| s.scan(with_tags, visit))
     }
 
     fn lock(

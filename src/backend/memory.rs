@@ -4,7 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Backend, HeldLock, LookupField, StoredRecord, Tag, Transaction};
+use super::{
+    Backend, HeldLock, LookupField, LookupTags, RecordRef, StoredRecord, Tag, Transaction,
+};
 use crate::store::{BackendError, BackendErrorKind, Result};
 
 /// Keeps sealed records in a map behind one mutex; a transaction holds the mutex throughout
@@ -69,6 +71,26 @@ impl State {
         let mut records: Vec<&StoredRecord> = self.records.values().collect();
         records.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         records
+    }
+
+    /// [`Backend::scan`] over the records, in hash-map order.
+    pub(super) fn scan(
+        &self,
+        with_tags: bool,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        for record in self.records.values() {
+            visit(RecordRef {
+                id: &record.id,
+                tags: if with_tags {
+                    record.tags
+                } else {
+                    LookupTags::default()
+                },
+                sealed: &record.sealed,
+            })?;
+        }
+        Ok(())
     }
 
     pub(super) fn find(&self, field: LookupField, tag: &Tag) -> Option<StoredRecord> {
@@ -240,6 +262,14 @@ impl Backend for MemoryBackend {
 
     fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
         Ok(self.guard().sorted().into_iter().cloned().collect())
+    }
+
+    fn scan(
+        &self,
+        with_tags: bool,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        self.guard().scan(with_tags, visit)
     }
 
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {

@@ -82,6 +82,17 @@ pub struct StoredRecord {
     pub sealed: Vec<u8>,
 }
 
+/// One record as [`Backend::scan`] hands it over, borrowed from the backend for the call.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordRef<'a> {
+    /// The record id.
+    pub id: &'a str,
+    /// Blind-index tags, if the scan was asked for them (else empty).
+    pub tags: LookupTags,
+    /// The sealed record.
+    pub sealed: &'a [u8],
+}
+
 /// Storage for one store: header, sealed records and their tag index.
 ///
 /// Object safe: `Box<dyn Backend>` and `Arc<dyn Backend>` are backends too.
@@ -113,6 +124,35 @@ pub trait Backend: Send + Sync {
     /// # Errors
     /// A [`BackendError`] if storage cannot be read.
     fn list(&self) -> Result<Vec<StoredRecord>, BackendError>;
+
+    /// Calls `visit` with every record, in whatever order the storage keeps them (a whole-store
+    /// read: `get_tokens`, `verify`, `rotate`, exports). A record is borrowed for the call;
+    /// `with_tags`: whether its lookup tags are read too (else [`RecordRef::tags`] is empty).
+    /// The scan sees one committed state where the storage allows (SQLite: one read
+    /// transaction). The default goes through [`list`](Self::list); a backend overrides it to
+    /// avoid copying and sorting every record.
+    ///
+    /// # Errors
+    /// A [`BackendError`] if storage cannot be read, or the first error `visit` returns (the
+    /// scan stops there).
+    fn scan(
+        &self,
+        with_tags: bool,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        for record in self.list()? {
+            visit(RecordRef {
+                id: &record.id,
+                tags: if with_tags {
+                    record.tags
+                } else {
+                    LookupTags::default()
+                },
+                sealed: &record.sealed,
+            })?;
+        }
+        Ok(())
+    }
 
     /// Runs `step` as one atomic, isolated read-modify-write (see the module docs). Returns
     /// what `step` returned; on `Err` (from `step` or from committing) nothing was written.
@@ -235,6 +275,9 @@ macro_rules! forward_backend {
             }
             fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
                 (**self).list()
+            }
+            fn scan(&self, with_tags: bool, visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>) -> Result<(), BackendError> {
+                (**self).scan(with_tags, visit)
             }
             fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
                 (**self).transact(step)

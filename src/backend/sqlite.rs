@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::{Backend, HeldLock, LookupField, LookupTags, StoredRecord, Tag, Transaction};
+use super::{
+    Backend, HeldLock, LookupField, LookupTags, RecordRef, StoredRecord, Tag, Transaction,
+};
 use crate::store::{BackendError, BackendErrorKind, Result};
 
 /// "TKV1": marks a SQLite file as a tokenvault store.
@@ -220,10 +222,10 @@ impl SqliteBackend {
     }
 }
 
-fn tag_column(value: Option<Vec<u8>>) -> Result<Option<Tag>, BackendError> {
+fn tag_column(value: Option<impl AsRef<[u8]>>) -> Result<Option<Tag>, BackendError> {
     value
         .map(|bytes| {
-            <[u8; 32]>::try_from(bytes.as_slice())
+            <[u8; 32]>::try_from(bytes.as_ref())
                 .map(Tag)
                 .map_err(|_| error(BackendErrorKind::Corrupt, "a lookup tag is not 32 bytes"))
         })
@@ -285,6 +287,44 @@ fn find_by_tag(
         })
         .map_err(sql_error)?;
     row.map(to_record).transpose()
+}
+
+/// Rows in table (rowid) order, each borrowed from SQLite's own buffers for the visit: one
+/// statement, so one read transaction and one consistent state.
+fn scan(
+    conn: &Connection,
+    with_tags: bool,
+    visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
+) -> Result<(), BackendError> {
+    let sql = if with_tags {
+        format!("SELECT {COLUMNS} FROM tokenvault_records")
+    } else {
+        "SELECT id, sealed FROM tokenvault_records".to_owned()
+    };
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let mut rows = stmt.query([]).map_err(sql_error)?;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let id = row
+            .get_ref(0)
+            .and_then(|v| Ok(v.as_str()?))
+            .map_err(sql_error)?;
+        let mut tags = LookupTags::default();
+        if with_tags {
+            for (i, tag) in tags.0.iter_mut().enumerate() {
+                let bytes = row
+                    .get_ref(1 + i)
+                    .and_then(|v| Ok(v.as_blob_or_null()?))
+                    .map_err(sql_error)?;
+                *tag = tag_column(bytes)?;
+            }
+        }
+        let sealed = row
+            .get_ref(if with_tags { 5 } else { 1 })
+            .and_then(|v| Ok(v.as_blob()?))
+            .map_err(sql_error)?;
+        visit(RecordRef { id, tags, sealed })?;
+    }
+    Ok(())
 }
 
 fn list(conn: &Connection) -> Result<Vec<StoredRecord>, BackendError> {
@@ -396,6 +436,14 @@ impl Backend for SqliteBackend {
 
     fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
         list(&self.lock())
+    }
+
+    fn scan(
+        &self,
+        with_tags: bool,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        scan(&self.lock(), with_tags, visit)
     }
 
     fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Backend, LookupField, StoredRecord, Tag, Transaction};
+use super::{Backend, LookupField, RecordRef, StoredRecord, Tag, Transaction};
 use crate::store::{BackendError, BackendErrorKind, Result};
 
 /// Wraps a backend, recording what it is given and injecting failures on request.
@@ -106,6 +106,13 @@ impl<B: Backend> Backend for Instrumented<B> {
     }
     fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
         self.inner.list()
+    }
+    fn scan(
+        &self,
+        with_tags: bool,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        self.inner.scan(with_tags, visit)
     }
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
         let fail = self

@@ -4,8 +4,8 @@
 //!
 //! This layer uses only `crypto`: its failures are its own ([`Malformed`], [`HeaderError`],
 //! [`record::OpenFailure`]) and the vault turns them into the crate's `Error`, naming the header
-//! or record; records are sealed from any `Serialize` body, so the token model is not needed
-//! here.
+//! or record; a record's body is sealed from its field bytes (and a version-1 body handed back as
+//! JSON), so the token model is not needed here.
 
 pub(crate) mod header;
 pub(crate) mod record;

@@ -20,7 +20,7 @@ pub mod semantics;
 use std::time::Duration;
 
 pub use crate::backend::testing::Instrumented;
-use crate::backend::{Backend, HeldLock, LookupField, StoredRecord, Tag, Transaction};
+use crate::backend::{Backend, HeldLock, LookupField, RecordRef, StoredRecord, Tag, Transaction};
 pub use crate::open::Store;
 use crate::{BackendError, Credential, EncryptedStore, RawKey};
 
@@ -63,6 +63,13 @@ impl<B: Backend, P: Send + Sync> Backend for Within<B, P> {
     }
     fn list(&self) -> Result<Vec<StoredRecord>, BackendError> {
         self.backend.list()
+    }
+    fn scan(
+        &self,
+        with_tags: bool,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        self.backend.scan(with_tags, visit)
     }
     fn transact(
         &self,

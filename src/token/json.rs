@@ -9,7 +9,6 @@ use super::{AccessToken, ClientSecret, GrantToken, OAuthToken, RefreshToken};
 /// Serializes a token with its secrets; see [`OAuthToken::expose_secrets`].
 pub struct ExposeSecrets<'a> {
     pub(super) token: &'a OAuthToken,
-    pub(super) with_id: bool,
 }
 
 impl Serialize for ExposeSecrets<'_> {
@@ -18,7 +17,7 @@ impl Serialize for ExposeSecrets<'_> {
         let mut s = serializer.serialize_struct("OAuthToken", 10)?;
         let expiry = t.expiry_time.map(|ms| ms.to_string());
         let fields: [(&str, Option<&str>); 10] = [
-            ("id", t.id.as_deref().filter(|_| self.with_id)),
+            ("id", t.id.as_deref()),
             ("user_name", t.user_name.as_deref()),
             ("client_id", t.client_id.as_deref()),
             (

@@ -277,6 +277,26 @@ impl OAuthToken {
         fill(&mut self.api_domain, &stored.api_domain);
     }
 
+    /// [`fill_missing_from`](Self::fill_missing_from), moving the values out of `stored`
+    /// instead of copying them.
+    pub(crate) fn take_missing_from(&mut self, stored: OAuthToken) {
+        fn fill<T>(mine: &mut Option<T>, theirs: Option<T>) {
+            if mine.is_none() {
+                *mine = theirs;
+            }
+        }
+        fill(&mut self.id, stored.id);
+        fill(&mut self.user_name, stored.user_name);
+        fill(&mut self.client_id, stored.client_id);
+        fill(&mut self.client_secret, stored.client_secret);
+        fill(&mut self.refresh_token, stored.refresh_token);
+        fill(&mut self.access_token, stored.access_token);
+        fill(&mut self.grant_token, stored.grant_token);
+        fill(&mut self.expiry_time, stored.expiry_time);
+        fill(&mut self.redirect_url, stored.redirect_url);
+        fill(&mut self.api_domain, stored.api_domain);
+    }
+
     /// Whether the token carries at least one of access, refresh or grant token: the Zoho rule
     /// for a record that may be inserted.
     pub fn has_any_token(&self) -> bool {
@@ -343,18 +363,7 @@ impl OAuthToken {
     /// A view of this token that serializes every field, secrets included, with the Zoho SDK's
     /// JSON keys. Use it to export; never to log.
     pub fn expose_secrets(&self) -> ExposeSecrets<'_> {
-        ExposeSecrets {
-            token: self,
-            with_id: true,
-        }
-    }
-
-    /// The sealed-record body: every field but the id, which the associated data binds.
-    pub(crate) fn expose_secrets_without_id(&self) -> ExposeSecrets<'_> {
-        ExposeSecrets {
-            token: self,
-            with_id: false,
-        }
+        ExposeSecrets { token: self }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Key maintenance on an open store: passphrase change, key slots, data-key rotation, verify.
 
-use super::{EncryptedStore, HeaderState, SEAL_LIMIT, SEAL_WARNING, tampered};
+use super::{EncryptedStore, SEAL_LIMIT, SEAL_WARNING, sealing, tampered};
 use crate::backend::Backend;
 use crate::crypto::{Argon2Params, Key, role};
 use crate::format::header::{
@@ -304,13 +304,14 @@ impl<B: Backend> EncryptedStore<B> {
         let mut resealed = 0;
         let key_id = loop {
             let active = self.sync(self.backend.read_header()?)?.header.active_key;
-            let stale: Vec<String> = self
-                .backend
-                .list()?
-                .into_iter()
-                .filter(|r| !record::key_id_of(&r.sealed).is_ok_and(|k| k == active))
-                .map(|r| r.id)
-                .collect();
+            let mut stale: Vec<String> = Vec::new();
+            self.backend.scan(false, &mut |r| {
+                if !record::key_id_of(r.sealed).is_ok_and(|k| k == active) {
+                    stale.push(r.id.to_owned());
+                }
+                Ok(())
+            })?;
+            stale.sort_unstable();
             if stale.is_empty() {
                 break active;
             }
@@ -357,12 +358,13 @@ impl<B: Backend> EncryptedStore<B> {
                 if record::key_id_of(&r.sealed).is_ok_and(|k| k == active) {
                     continue;
                 }
-                pending.push(self.open_with(&state, &r)?);
+                // Re-sealing is a save: the generation advances.
+                pending.push((self.open_with(&state, &r)?, sealing::generation_of(&r) + 1));
             }
             reservation = self.take_seals(tx, &state, pending.len() as u64)?;
-            for token in &pending {
+            for (token, generation) in &pending {
                 let id = token.id().expect("opened records have ids");
-                tx.put(self.seal(&state, token, id, self.tags_of(token))?)?;
+                tx.put(self.seal(&state, token, id, self.tags_of(token), *generation)?)?;
             }
             done = pending.len();
             Ok(())
@@ -377,19 +379,22 @@ impl<B: Backend> EncryptedStore<B> {
     /// # Errors
     /// Header integrity and storage errors; record failures go into the report.
     pub fn verify(&self) -> Result<VerifyReport> {
-        let state: std::sync::Arc<HeaderState> = self.sync(self.backend.read_header()?)?;
+        self.sync(self.backend.read_header()?)?;
+        let batch = self.scan_all(true)?;
+        let mut checked: Vec<Option<Error>> =
+            std::iter::repeat_with(|| None).take(batch.len()).collect();
+        self.open_batch(&batch, &mut checked, |i, opened, slot| {
+            *slot = match opened {
+                Ok(token) if self.tags_of(&token) == batch.tags(i) => None,
+                Ok(_) => Some(tampered(batch.id(i))),
+                Err(e) => Some(e),
+            };
+        })?;
         let mut report = VerifyReport::default();
-        for r in self.backend.list()? {
-            let checked = self.open_with(&state, &r).and_then(|token| {
-                if self.tags_of(&token) == r.tags {
-                    Ok(())
-                } else {
-                    Err(tampered(&r.id))
-                }
-            });
-            match checked {
-                Ok(()) => report.ok += 1,
-                Err(e) => report.failed.push((r.id, e)),
+        for (i, failure) in checked.into_iter().enumerate() {
+            match failure {
+                None => report.ok += 1,
+                Some(e) => report.failed.push((batch.id(i).to_owned(), e)),
             }
         }
         Ok(report)

@@ -144,15 +144,42 @@ def unlock(v, h):
     return store_id, store_key, data_keys
 
 
+BODY = ["user_name", "client_id", "client_secret", "refresh_token", "access_token",
+        "grant_token", "expiry_time", "redirect_url", "api_domain"]
+
+
 def open_record(store_id, data_keys, record_id, sealed):
-    if sealed[0] != 1:
-        raise Fail("record version")
+    """The plaintext as the token line would give it (version 1: JSON without the id;
+    version 2: its fields decoded into that same JSON), or None if it does not open."""
     key_id = struct.unpack(">I", sealed[1:5])[0]
-    ad = lp(b"tokenvault record", b"\x01", store_id, sealed[1:5], record_id.encode())
+    if sealed[0] == 1:
+        ad = lp(b"tokenvault record", b"\x01", store_id, sealed[1:5], record_id.encode())
+        nonce, body = sealed[5:17], sealed[17:]
+    elif sealed[0] == 2:
+        generation = sealed[5:13]
+        ad = lp(b"tokenvault record", b"\x02", store_id, sealed[1:5], generation,
+                record_id.encode())
+        nonce, body = sealed[13:25], sealed[25:]
+    else:
+        raise Fail("record version")
     try:
-        return AESGCM(data_keys[key_id]).decrypt(sealed[5:17], sealed[17:], ad)
+        plaintext = AESGCM(data_keys[key_id]).decrypt(nonce, body, ad)
     except InvalidTag:
         return None
+    if sealed[0] == 1:
+        return plaintext.decode("utf-8")
+    fields, at = {}, 0
+    for name in BODY:
+        (length,) = struct.unpack(">I", plaintext[at : at + 4])
+        value = plaintext[at + 4 : at + 4 + length]
+        if len(value) != length:
+            raise Fail(f"record {record_id}: field {name} runs past the end")
+        at += 4 + length
+        if length:
+            fields[name] = value.decode("utf-8")
+    if at != len(plaintext):
+        raise Fail(f"record {record_id}: trailing bytes")
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
 def check(path):
@@ -182,7 +209,7 @@ def check(path):
         if expect == "tampered-record" and rid in tampered:
             raise Fail(f"record {rid} opens but should not")
         expected = v[f"token.{rid}"].replace(f'"id":{json.dumps(rid)},', "", 1)
-        if plaintext.decode("utf-8") != expected:
+        if plaintext != expected:
             raise Fail(f"record {rid}: plaintext differs from token line")
         tags = v[f"record.{rid}.tags"].split()
         want = [
