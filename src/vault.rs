@@ -384,7 +384,7 @@ impl<B: Backend> EncryptedStore<B> {
             let mut merged = token.clone();
             let target = self.save_target(tx, &state, token)?;
             let inserted = target.is_none();
-            let generation = target.as_ref().map_or(0, |(_, generation)| *generation) + 1;
+            let generation = sealing::next_generation(target.as_ref().map_or(0, |(_, g)| *g))?;
             let id = match target {
                 Some((stored, _)) => {
                     merged.fill_missing_from(&stored);

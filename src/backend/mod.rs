@@ -129,8 +129,10 @@ pub trait Backend: Send + Sync {
     /// read: `get_tokens`, `verify`, `rotate`, exports). A record is borrowed for the call;
     /// `with_tags`: whether its lookup tags are read too (else [`RecordRef::tags`] is empty).
     /// The scan sees one committed state where the storage allows (SQLite: one read
-    /// transaction). The default goes through [`list`](Self::list); a backend overrides it to
-    /// avoid copying and sorting every record.
+    /// transaction), and may hold the backend's lock meanwhile: `visit` must not call back
+    /// into the backend (the vault's visitor only copies). It hands over exactly the records
+    /// [`list`](Self::list) returns (the conformance suite checks it). The default goes through
+    /// `list`; a backend overrides it to avoid copying and sorting every record.
     ///
     /// # Errors
     /// A [`BackendError`] if storage cannot be read, or the first error `visit` returns (the

@@ -109,6 +109,7 @@ macro_rules! tokenvault_conformance {
             semantics::delete_unknown_id_is_not_found,
             semantics::delete_tokens_removes_all,
             semantics::get_tokens_returns_all_records,
+            semantics::scan_hands_over_every_record_once,
             semantics::find_token_by_id,
             semantics::values_are_stored_verbatim,
             semantics::reopen_sees_saved_records,

@@ -1,5 +1,6 @@
 //! The Zoho store semantics (DESIGN.md §3), one case per rule.
 
+use crate::backend::{Backend, LookupTags};
 use crate::{Error, LookupField, OAuthToken, TokenField, TokenStore};
 
 use super::{Make, Store, new_store, raw_key};
@@ -449,6 +450,45 @@ pub fn get_tokens_returns_all_records(make: &Make) {
         .find(|t| t.id() == Some(ids[0].as_str()))
         .unwrap();
     assert_eq!(*ann_stored, ann().with_id(&ids[0]));
+}
+
+/// Conformance case: `Backend::scan` hands over exactly the records `list` returns, each
+/// once, with their tags only when asked for.
+pub fn scan_hands_over_every_record_once(make: &Make) {
+    let (store, _) = store_with(make, &[ann(), bob()]);
+    let backend = store.backend();
+    let mut listed: Vec<_> = backend
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.tags, r.sealed))
+        .collect();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    for with_tags in [true, false] {
+        let mut scanned = Vec::new();
+        backend
+            .scan(with_tags, &mut |r| {
+                scanned.push((r.id.to_owned(), r.tags, r.sealed.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        scanned.sort_by(|a, b| a.0.cmp(&b.0));
+        let expected: Vec<_> = listed
+            .iter()
+            .map(|(id, tags, sealed)| {
+                let tags = if with_tags {
+                    *tags
+                } else {
+                    LookupTags::default()
+                };
+                (id.clone(), tags, sealed.clone())
+            })
+            .collect();
+        assert_eq!(
+            scanned, expected,
+            "scan (with tags: {with_tags}) and list differ"
+        );
+    }
 }
 
 /// Conformance case: find token by id.

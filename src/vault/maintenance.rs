@@ -359,7 +359,8 @@ impl<B: Backend> EncryptedStore<B> {
                     continue;
                 }
                 // Re-sealing is a save: the generation advances.
-                pending.push((self.open_with(&state, &r)?, sealing::generation_of(&r) + 1));
+                let generation = sealing::next_generation(sealing::generation_of(&r))?;
+                pending.push((self.open_with(&state, &r)?, generation));
             }
             reservation = self.take_seals(tx, &state, pending.len() as u64)?;
             for (token, generation) in &pending {

@@ -2,7 +2,7 @@
 //! (every whole-store operation), the batch opened across the machine's cores.
 
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use zeroize::Zeroizing;
 
@@ -152,11 +152,16 @@ impl<B: Backend> EncryptedStore<B> {
         put: impl Fn(usize, Result<OAuthToken>, &mut T) + Sync,
     ) -> Result<()> {
         assert_eq!(out.len(), batch.len(), "one output slot per record");
-        let state = self.state_for_batch(batch)?;
+        let cached = self.state();
+        let state = self.state_for_batch(&cached, batch)?;
+        // Keys the header held when this handle last read it: while another process rotates,
+        // a record scanned under a key the fresh header has just retired still opens.
+        let fallback = (!Arc::ptr_eq(&state, &cached)).then_some(&*cached);
         let open_range = |start: usize, slots: &mut [T]| {
             let mut buf = Zeroizing::new(Vec::new());
             for (i, slot) in (start..).zip(slots) {
-                let opened = self.open_record(&state, batch.id(i), batch.sealed(i), &mut buf);
+                let (id, sealed) = (batch.id(i), batch.sealed(i));
+                let opened = self.open_record(&state, fallback, id, sealed, &mut buf);
                 put(i, opened, slot);
             }
         };
@@ -167,14 +172,31 @@ impl<B: Backend> EncryptedStore<B> {
             open_range(0, out);
             return Ok(());
         }
+        // One part per thread. Each part is taken once, by its own thread or by this one,
+        // which, once it has started the others, opens every part not yet taken: its own, one
+        // whose thread the OS refused (a process at its thread limit), one not yet begun.
         let chunk = batch.len().div_ceil(threads);
+        let parts: Vec<(usize, Mutex<Option<&mut [T]>>)> = out
+            .chunks_mut(chunk)
+            .enumerate()
+            .map(|(n, slots)| (n * chunk, Mutex::new(Some(slots))))
+            .collect();
+        let open_part = |(start, slots): &(usize, Mutex<Option<&mut [T]>>)| {
+            let taken = slots.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(slots) = taken {
+                open_range(*start, slots);
+            }
+        };
         std::thread::scope(|scope| {
-            let mut parts = out.chunks_mut(chunk).enumerate();
-            let (_, first) = parts.next().expect("a large batch has records");
-            let workers: Vec<_> = parts
-                .map(|(n, slots)| scope.spawn(move || open_range(n * chunk, slots)))
+            let workers: Vec<_> = parts[1..]
+                .iter()
+                .filter_map(|part| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || open_part(part))
+                        .ok()
+                })
                 .collect();
-            open_range(0, first);
+            parts.iter().for_each(open_part);
             for worker in workers {
                 // A panic in a worker is a bug (opening returns errors); pass it on.
                 worker
@@ -188,15 +210,14 @@ impl<B: Backend> EncryptedStore<B> {
     /// The header state that opens every record of `batch`: the cached one, or the header
     /// re-read once if a record names a key this handle has not seen (another process
     /// rotated).
-    fn state_for_batch(&self, batch: &Batch) -> Result<Arc<HeaderState>> {
-        let state = self.state();
+    fn state_for_batch(&self, state: &Arc<HeaderState>, batch: &Batch) -> Result<Arc<HeaderState>> {
         let unknown = (0..batch.len()).any(|i| {
             record::key_id_of(batch.sealed(i)).is_ok_and(|k| !state.data_keys.contains_key(&k))
         });
         if unknown {
             return self.sync(self.backend.read_header()?);
         }
-        Ok(state)
+        Ok(Arc::clone(state))
     }
 
     /// The header state that can open `record`: the cached one, or the header re-read once if
@@ -217,13 +238,15 @@ impl<B: Backend> EncryptedStore<B> {
         record: &StoredRecord,
     ) -> Result<OAuthToken> {
         let mut buf = Zeroizing::new(Vec::new());
-        self.open_record(state, &record.id, &record.sealed, &mut buf)
+        self.open_record(state, None, &record.id, &record.sealed, &mut buf)
     }
 
-    /// Opens the sealed bytes of record `id`, decrypting into `buf`.
+    /// Opens the sealed bytes of record `id`, decrypting into `buf`, under the data key it
+    /// names in `state`, else in `fallback`.
     fn open_record(
         &self,
         state: &HeaderState,
+        fallback: Option<&HeaderState>,
         id: &str,
         sealed: &[u8],
         buf: &mut Zeroizing<Vec<u8>>,
@@ -239,6 +262,7 @@ impl<B: Backend> EncryptedStore<B> {
         let key = state
             .data_keys
             .get(&parsed.key_id)
+            .or_else(|| fallback?.data_keys.get(&parsed.key_id))
             .ok_or_else(|| Error::UnknownKey {
                 what: Subject::Record(id.to_owned()),
                 key_id: parsed.key_id,
@@ -302,6 +326,15 @@ impl<B: Backend> EncryptedStore<B> {
 /// parse: those never open, so nothing is saved over them).
 pub(super) fn generation_of(record: &StoredRecord) -> u64 {
     Sealed::parse(&record.sealed).map_or(0, |s| s.generation)
+}
+
+/// The generation of a record's next save after `generation`; refused (nothing written) at
+/// the end of the counter, which no store reaches by saving (2^64 saves), only by being sealed
+/// so by someone holding its key.
+pub(super) fn next_generation(generation: u64) -> Result<u64> {
+    generation.checked_add(1).ok_or(Error::Refused {
+        reason: "the record's generation counter is exhausted",
+    })
 }
 
 /// The token an authenticated body holds; `None` if it is not a valid token.
