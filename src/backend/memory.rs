@@ -4,9 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{
-    Backend, HeldLock, LookupField, LookupTags, RecordRef, StoredRecord, Tag, Transaction,
-};
+use super::{Backend, HeldLock, LookupField, RecordRef, StoredRecord, Tag, Transaction};
 use crate::store::{BackendError, BackendErrorKind, Result};
 
 /// Keeps sealed records in a map behind one mutex; a transaction holds the mutex throughout
@@ -80,15 +78,7 @@ impl State {
         visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
     ) -> Result<(), BackendError> {
         for record in self.records.values() {
-            visit(RecordRef {
-                id: &record.id,
-                tags: if with_tags {
-                    record.tags
-                } else {
-                    LookupTags::default()
-                },
-                sealed: &record.sealed,
-            })?;
+            visit(RecordRef::of(record, with_tags))?;
         }
         Ok(())
     }

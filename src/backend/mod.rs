@@ -93,6 +93,21 @@ pub struct RecordRef<'a> {
     pub sealed: &'a [u8],
 }
 
+impl<'a> RecordRef<'a> {
+    /// `record`, borrowed, with its tags if `with_tags`.
+    pub fn of(record: &'a StoredRecord, with_tags: bool) -> Self {
+        Self {
+            id: &record.id,
+            tags: if with_tags {
+                record.tags
+            } else {
+                LookupTags::default()
+            },
+            sealed: &record.sealed,
+        }
+    }
+}
+
 /// Storage for one store: header, sealed records and their tag index.
 ///
 /// Object safe: `Box<dyn Backend>` and `Arc<dyn Backend>` are backends too.
@@ -143,15 +158,7 @@ pub trait Backend: Send + Sync {
         visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
     ) -> Result<(), BackendError> {
         for record in self.list()? {
-            visit(RecordRef {
-                id: &record.id,
-                tags: if with_tags {
-                    record.tags
-                } else {
-                    LookupTags::default()
-                },
-                sealed: &record.sealed,
-            })?;
+            visit(RecordRef::of(&record, with_tags))?;
         }
         Ok(())
     }
