@@ -457,7 +457,12 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
     fn find_token(&self, query: &OAuthToken) -> Result<Option<OAuthToken>> {
         for (field, value) in matching::lookups(query) {
             if let Some(record) = self.backend.find_by_tag(field, &self.tag(field, value))? {
-                let stored = self.open_found(&*self.state_for(&record)?, &record, field, value)?;
+                let stored = self.open_found(
+                    &*self.state_for([&record.sealed[..]])?,
+                    &record,
+                    field,
+                    value,
+                )?;
                 let mut merged = query.clone();
                 merged.take_missing_from(stored);
                 return Ok(Some(merged));
@@ -513,7 +518,7 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
         }
         self.backend
             .get(id)?
-            .map(|r| self.open_with(&*self.state_for(&r)?, &r))
+            .map(|r| self.open_with(&*self.state_for([&r.sealed[..]])?, &r))
             .transpose()
     }
 }

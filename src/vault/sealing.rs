@@ -2,7 +2,7 @@
 //! (every whole-store operation), the batch opened across the machine's cores.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use zeroize::Zeroizing;
 
@@ -153,7 +153,7 @@ impl<B: Backend> EncryptedStore<B> {
     ) -> Result<()> {
         assert_eq!(out.len(), batch.len(), "one output slot per record");
         let cached = self.state();
-        let state = self.state_for_batch(&cached, batch)?;
+        let state = self.state_for((0..batch.len()).map(|i| batch.sealed(i)))?;
         // Keys the header held when this handle last read it: while another process rotates,
         // a record scanned under a key the fresh header has just retired still opens.
         let fallback = (!Arc::ptr_eq(&state, &cached)).then_some(&*cached);
@@ -165,10 +165,12 @@ impl<B: Backend> EncryptedStore<B> {
                 put(i, opened, slot);
             }
         };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, NonZeroUsize::get)
-            .min(MAX_THREADS);
-        if batch.len() < PARALLEL_MIN || threads < 2 {
+        let threads = if batch.len() < PARALLEL_MIN {
+            1
+        } else {
+            opening_threads()
+        };
+        if threads < 2 {
             open_range(0, out);
             return Ok(());
         }
@@ -207,29 +209,21 @@ impl<B: Backend> EncryptedStore<B> {
         Ok(())
     }
 
-    /// The header state that opens every record of `batch`: the cached one, or the header
-    /// re-read once if a record names a key this handle has not seen (another process
+    /// The header state that can open records with these sealed bytes: the cached one, or
+    /// the header re-read once if one names a key this handle has not seen (another process
     /// rotated).
-    fn state_for_batch(&self, state: &Arc<HeaderState>, batch: &Batch) -> Result<Arc<HeaderState>> {
-        let unknown = (0..batch.len()).any(|i| {
-            record::key_id_of(batch.sealed(i)).is_ok_and(|k| !state.data_keys.contains_key(&k))
+    pub(super) fn state_for<'a>(
+        &self,
+        sealed: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Arc<HeaderState>> {
+        let state = self.state();
+        let unknown = sealed.into_iter().any(|sealed| {
+            record::key_id_of(sealed).is_ok_and(|k| !state.data_keys.contains_key(&k))
         });
         if unknown {
             return self.sync(self.backend.read_header()?);
         }
-        Ok(Arc::clone(state))
-    }
-
-    /// The header state that can open `record`: the cached one, or the header re-read once if
-    /// the record names a key this handle has not seen (another process rotated).
-    pub(super) fn state_for(&self, record: &StoredRecord) -> Result<Arc<HeaderState>> {
-        let state = self.state();
-        match record::key_id_of(&record.sealed) {
-            Ok(key_id) if !state.data_keys.contains_key(&key_id) => {
-                self.sync(self.backend.read_header()?)
-            }
-            _ => Ok(state),
-        }
+        Ok(state)
     }
 
     pub(super) fn open_with(
@@ -320,6 +314,17 @@ impl<B: Backend> EncryptedStore<B> {
             sealed: record::seal(&fields, key, key_id, generation, &ad)?,
         })
     }
+}
+
+/// Threads that open a large batch: the machine's parallelism, at most [`MAX_THREADS`]. Asked
+/// once per process (on Linux it reads the cgroup's CPU quota from files).
+fn opening_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, NonZeroUsize::get)
+            .min(MAX_THREADS)
+    })
 }
 
 /// How many times a stored record was saved (0 for a version-1 record, or bytes that do not
