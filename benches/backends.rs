@@ -45,7 +45,8 @@
 //!   check it is free; `SELECT … WHERE <tag> = ?` for each of the merged token's three tags
 //!   (the uniqueness check); serialize the merged token (padded to its sealed length);
 //!   `INSERT … ON CONFLICT(id) DO UPDATE …`; `COMMIT`. Not mirrored: the vault's header
-//!   rewrite when it reserves a block of seals (one save in 4,096 once warm).
+//!   rewrite on every save (write counter, seal count and record-set summary, SECURITY.md
+//!   §3.5): it is the cost of tamper evidence, which a plaintext store does not have.
 //!
 //! Update = an existing user saves a refreshed token (new access token and expiry, no id);
 //! insert = a new user, deleted again after timing (in one transaction, not timed), so the

@@ -71,8 +71,9 @@ pub use token::{
 #[cfg(feature = "oauth")]
 pub use vault::{AccessOptions, FindBy, Fresh};
 pub use vault::{
-    CopyReport, DEFAULT_REFRESH_SKEW, EncryptedStore, KeySlotKind, KeyUsage, RefreshError,
-    RotationReport, Saved, SlotInfo, StoreInfo, StoreOptions, VerifyReport, inspect,
+    CopyReport, DEFAULT_REFRESH_SKEW, EncryptedStore, Finding, KeySlotKind, KeyUsage,
+    RecordSetCheck, RefreshError, RekeyReport, RotationReport, Saved, SlotInfo, StateFileWitness,
+    StoreInfo, StoreOptions, VerifyReport, Witness, inspect,
 };
 
 /// The README's examples, compiled and run as doctests (they use the `oauth` feature).

@@ -130,6 +130,18 @@ pub(crate) fn list_kinds(kinds: &[KeySlotKind]) -> String {
         .join(", ")
 }
 
+fn rolled_back(seen: u64, found: u64) -> String {
+    if seen == u64::MAX {
+        format!(
+            "this copy of the store was rekeyed since (write {found}); its old keys and copies are revoked"
+        )
+    } else {
+        format!(
+            "this copy of the store is older than one already seen (write {found}, seen {seen}): it was rolled back or replaced by an older copy"
+        )
+    }
+}
+
 /// Everything that can go wrong. No variant carries secret material; cryptographic failures
 /// say *what* failed, never *why*.
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +261,30 @@ pub enum Error {
         /// What failed (never the secret).
         reason: String,
     },
+
+    /// This copy of the store is older than one already seen: its write counter went back
+    /// (a restored backup or copied-back file; see [`Witness`](crate::Witness)). `seen` is
+    /// `u64::MAX` for a store that was rekeyed since.
+    #[error("{}", rolled_back(*seen, *found))]
+    RolledBack {
+        /// The highest write counter seen of this store.
+        seen: u64,
+        /// The counter of the copy found.
+        found: u64,
+    },
+
+    /// The rollback witness could not be read or written (the store is not opened, or the
+    /// write is committed but not witnessed).
+    #[error("the rollback witness failed: {reason}")]
+    Witness {
+        /// What failed.
+        reason: String,
+    },
+
+    /// Another process rekeyed the store (or its header was replaced) since this handle
+    /// opened it; open it again with a current credential.
+    #[error("the store was rekeyed since it was opened (or its header replaced); open it again")]
+    Rekeyed,
 
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed")]

@@ -4,24 +4,33 @@
 #[cfg(feature = "oauth")]
 mod access;
 mod bulk;
+mod freshness;
 mod maintenance;
 mod refresh;
+mod rekey;
 mod sealing;
+mod witness;
+mod writing;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use freshness::{FreshnessKeys, RecordSet};
+
 #[cfg(feature = "oauth")]
 pub use access::{AccessOptions, FindBy, Fresh};
 pub use bulk::CopyReport;
-pub use maintenance::{KeyUsage, RotationReport, VerifyReport, inspect};
+pub use freshness::Finding;
+pub use maintenance::{KeyUsage, RecordSetCheck, RotationReport, VerifyReport, inspect};
 pub use refresh::{DEFAULT_REFRESH_SKEW, REFRESH_LOCK_TIMEOUT, RefreshError, needs_refresh};
+pub use rekey::RekeyReport;
+pub use witness::{StateFileWitness, Witness};
 
 // Defined where the layers below can use them; re-exported here, where they have always been.
 pub use crate::keys::{SlotInfo, StoreInfo};
 pub use crate::store::KeySlotKind;
 
-use crate::backend::{Backend, LookupTags, Transaction};
+use crate::backend::{Backend, LookupTags, StoredRecord, Transaction};
 use crate::crypto::{AeadKey, Argon2Params, IndexKey, Key, Tag, label, random_array, role};
 use crate::format::header::{self, DataKeyEntry, Header};
 use crate::format::{HeaderError, hex};
@@ -30,13 +39,9 @@ use crate::matching::{self, LookupField};
 use crate::store::{Error, Result, Subject, TokenStore};
 use crate::token::{OAuthToken, check_record_id};
 
-/// Seals are reserved in the header in blocks, so a save does not rewrite it: the first block
-/// of a process is one seal and each next one doubles, up to this. A one-shot process (a CLI
-/// save) so wastes nothing, and a server soon rewrites the header once per 4096 saves.
-const SEAL_BLOCK: u64 = 4096;
 /// Random 96-bit nonces allow 2^32 seals per key (NIST SP 800-38D §8.3).
 pub(crate) const SEAL_LIMIT: u64 = 1 << 32;
-/// From here on, every reservation warns that the key should be rotated.
+/// From here on, every seal warns that the key should be rotated.
 pub(crate) const SEAL_WARNING: u64 = 1 << 31;
 
 /// What [`EncryptedStore::save`] did.
@@ -66,26 +71,20 @@ pub struct EncryptedStore<B: Backend> {
     header_mac_key: Key<role::Data>,
     wrap_key: AeadKey,
     index: IndexKey,
+    freshness: FreshnessKeys,
     /// The header as last read, with its data keys unwrapped. Replaced (never mutated) when
     /// another writer changed the header; never held across a backend call.
     current: RwLock<Arc<HeaderState>>,
-    reservation: Mutex<Reservation>,
     opened_slot: u32,
+    witness: Option<Box<dyn Witness>>,
 }
 
 pub(crate) struct HeaderState {
     bytes: Vec<u8>,
     header: Header,
-    data_keys: BTreeMap<u32, AeadKey>,
-}
-
-/// Seals this process may still use without touching the header.
-#[derive(Default)]
-struct Reservation {
-    key_id: u32,
-    remaining: u64,
-    /// Size of the last block reserved (0 before the first).
-    last_block: u64,
+    data_keys: Arc<BTreeMap<u32, AeadKey>>,
+    /// The record-set summary; `None` for a layout-version-1 header (not yet upgraded).
+    record_set: Option<RecordSet>,
 }
 
 impl<B: Backend> std::fmt::Debug for EncryptedStore<B> {
@@ -146,6 +145,14 @@ impl<B: Backend> EncryptedStore<B> {
                 wrapped: wrap_key.wrap_key(&data_key, &header::data_key_ad(&store_id, 1))?,
             }],
             active_key: 1,
+            freshness: Some(header::Freshness {
+                writes: 1,
+                record_set: RecordSet::default().seal(
+                    &FreshnessKeys::new(&store_key),
+                    &store_id,
+                    1,
+                )?,
+            }),
         };
         let mac_key: Key<role::Data> = store_key.derive(label::HEADER_MAC);
         let bytes = header.write(mac_key.expose());
@@ -162,7 +169,7 @@ impl<B: Backend> EncryptedStore<B> {
             credential.discard_new_slot(&store_id);
         }
         created?;
-        Self::unlocked(backend, store_key, 1, bytes)
+        Self::unlocked(backend, store_key, 1, bytes, None)
     }
 
     /// Opens the store in `backend` with `credential`.
@@ -180,7 +187,38 @@ impl<B: Backend> EncryptedStore<B> {
         let bytes = backend.read_header()?.ok_or(Error::NoStore)?;
         let header = Header::read(&bytes)?;
         let (slot_id, store_key) = credential.open(&header)?;
-        Self::unlocked(backend, store_key, slot_id, bytes)
+        Self::unlocked(backend, store_key, slot_id, bytes, None)
+    }
+
+    /// [`open`](Self::open), checking the store against `witness` first and keeping it up to
+    /// date after every write: opening a copy older than the witness has seen fails.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); [`Error::RolledBack`] for an older copy of the store;
+    /// [`Error::Witness`] if the witness cannot be read or written.
+    pub fn open_witnessed(
+        backend: B,
+        credential: &Credential,
+        witness: Box<dyn Witness>,
+    ) -> Result<Self> {
+        // The witness is read before the header that is checked against it, so a counter
+        // another process recorded meanwhile is one that header already has.
+        let first = Header::read(&backend.read_header()?.ok_or(Error::NoStore)?)?;
+        let seen = witness::latest(&*witness, &first.store_id)?;
+        let bytes = backend.read_header()?.ok_or(Error::NoStore)?;
+        let header = Header::read(&bytes)?;
+        let (slot_id, store_key) = credential.open(&header)?;
+        let store = Self::unlocked(backend, store_key, slot_id, bytes, Some(witness))?;
+        let found = witness::writes_of(&store.state().header);
+        match seen {
+            Some(seen) if header.store_id == first.store_id && seen > found => {
+                Err(Error::RolledBack { seen, found })
+            }
+            _ => {
+                store.witness_saw(&store.state().header);
+                Ok(store)
+            }
+        }
     }
 
     fn unlocked(
@@ -188,10 +226,12 @@ impl<B: Backend> EncryptedStore<B> {
         store_key: Key<role::Store>,
         opened_slot: u32,
         header_bytes: Vec<u8>,
+        witness: Option<Box<dyn Witness>>,
     ) -> Result<Self> {
         let header_mac_key = store_key.derive(label::HEADER_MAC);
         let wrap_key = store_key.derive::<role::Data>(label::DATA_KEY_WRAP).aead();
         let index = IndexKey::new(&store_key);
+        let freshness = FreshnessKeys::new(&store_key);
         let header = Header::read(&header_bytes)?;
         let mut store = Self {
             backend,
@@ -200,13 +240,15 @@ impl<B: Backend> EncryptedStore<B> {
             header_mac_key,
             wrap_key,
             index,
+            freshness,
             current: RwLock::new(Arc::new(HeaderState {
                 bytes: Vec::new(),
                 header,
-                data_keys: BTreeMap::new(),
+                data_keys: Arc::default(),
+                record_set: None,
             })),
-            reservation: Mutex::new(Reservation::default()),
             opened_slot,
+            witness,
         };
         let state = store.load(header_bytes)?;
         *store
@@ -219,11 +261,15 @@ impl<B: Backend> EncryptedStore<B> {
     /// Parses and authenticates header bytes and unwraps its data keys.
     fn load(&self, bytes: Vec<u8>) -> Result<HeaderState> {
         let header = Header::read(&bytes)?;
+        // Checked before the MAC (which another store key fails too) for the clearer error;
+        // either way the header is refused.
+        if header.store_id != self.store_id {
+            return Err(Error::Rekeyed);
+        }
         Header::verify_mac(&bytes, self.header_mac_key.expose())?;
-        if header.store_id != self.store_id
-            || !self
-                .store_key
-                .matches_commitment(&header.store_key_commitment)
+        if !self
+            .store_key
+            .matches_commitment(&header.store_key_commitment)
         {
             return Err(Error::Tampered {
                 what: Subject::Header,
@@ -245,10 +291,20 @@ impl<B: Backend> EncryptedStore<B> {
             }
             data_keys.insert(entry.id, key.aead());
         }
+        let record_set = match &header.freshness {
+            Some(f) => Some(RecordSet::open(
+                &self.freshness,
+                &self.store_id,
+                f.writes,
+                &f.record_set,
+            )?),
+            None => None,
+        };
         Ok(HeaderState {
             bytes,
             header,
-            data_keys,
+            data_keys: Arc::new(data_keys),
+            record_set,
         })
     }
 
@@ -259,17 +315,50 @@ impl<B: Backend> EncryptedStore<B> {
             .clone()
     }
 
-    /// The state for header bytes just read from the backend: the cached one if unchanged,
-    /// else freshly loaded (another process passed, changed a passphrase or rotated).
-    fn sync(&self, bytes: Option<Vec<u8>>) -> Result<Arc<HeaderState>> {
+    /// The highest write counter this handle has seen: its cached header's.
+    fn seen_writes(&self) -> u64 {
+        witness::writes_of(&self.state().header)
+    }
+
+    /// The state for the header as the backend holds it now.
+    fn fresh_state(&self) -> Result<Arc<HeaderState>> {
+        let seen = self.seen_writes();
+        self.sync(self.backend.read_header()?, seen)
+    }
+
+    /// The state for the header inside `tx`.
+    fn state_in(&self, tx: &mut dyn Transaction) -> Result<Arc<HeaderState>> {
+        let seen = self.seen_writes();
+        self.sync(tx.header()?, seen)
+    }
+
+    /// The state for header bytes read after this handle had seen write number `seen`: the
+    /// cached one if unchanged, else loaded (another process passed, changed a passphrase or
+    /// rotated). A header older than `seen` was replaced by an older copy under the handle's
+    /// feet: refused. (`seen` is taken before the read: a newer header another thread cached
+    /// while the read was under way is no reason to refuse it.) The loaded state is cached
+    /// unless a newer one was meanwhile.
+    fn sync(&self, bytes: Option<Vec<u8>>, seen: u64) -> Result<Arc<HeaderState>> {
         let bytes = bytes.ok_or(Error::NoStore)?;
         let cached = self.state();
         if cached.bytes == bytes {
             return Ok(cached);
         }
         let fresh = Arc::new(self.load(bytes)?);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh.clone();
+        let found = witness::writes_of(&fresh.header);
+        if found < seen {
+            return Err(Error::RolledBack { seen, found });
+        }
+        self.cache(&fresh);
         Ok(fresh)
+    }
+
+    /// Makes `state` the cached one unless the cached one is newer.
+    fn cache(&self, state: &Arc<HeaderState>) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if witness::writes_of(&current.header) <= witness::writes_of(&state.header) {
+            *current = state.clone();
+        }
     }
 
     /// The backend this store delegates to.
@@ -294,79 +383,7 @@ impl<B: Backend> EncryptedStore<B> {
 
     /// Blind-index tags of `token`'s lookup fields.
     fn tags_of(&self, token: &OAuthToken) -> LookupTags {
-        let mut tags = LookupTags::default();
-        for field in LookupField::ALL {
-            tags.0[field.index()] = field.value_in(token).map(|v| self.tag(field, v));
-        }
-        tags
-    }
-
-    /// Takes `n` seals of the active key: from this process's reserved block if it has them,
-    /// else by reserving a new block in the header inside `tx`. The new block is returned, to
-    /// be installed only once the transaction has committed.
-    fn take_seals(
-        &self,
-        tx: &mut dyn Transaction,
-        state: &HeaderState,
-        n: u64,
-    ) -> Result<Option<Reservation>> {
-        let active = state.header.active_key;
-        let mut last_block = 0;
-        {
-            let mut r = self
-                .reservation
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if r.key_id == active && r.remaining >= n {
-                r.remaining -= n;
-                return Ok(None);
-            }
-            if r.key_id == active {
-                last_block = r.last_block;
-            }
-        }
-        let mut header = state.header.clone();
-        let entry = header
-            .key_mut(active)
-            .expect("active key is in the header (checked at parse)");
-        let available = SEAL_LIMIT.saturating_sub(entry.seals);
-        if available < n {
-            return Err(Error::SealLimitReached { key_id: active });
-        }
-        let block = n.max((last_block * 2).clamp(1, SEAL_BLOCK)).min(available);
-        entry.seals += block;
-        if entry.seals >= SEAL_WARNING {
-            log::warn!(
-                "data key {active} has reserved {} of its 2^32 seals: rotate the data key (`tokenvault rotate`)",
-                entry.seals
-            );
-        }
-        tx.put_header(&header.write(self.header_mac_key.expose()))?;
-        Ok(Some(Reservation {
-            key_id: active,
-            remaining: block - n,
-            last_block: block,
-        }))
-    }
-
-    fn install(&self, reservation: Option<Reservation>) {
-        if let Some(r) = reservation {
-            *self
-                .reservation
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = r;
-        }
-    }
-
-    /// Rewrites the header inside one transaction.
-    fn update_header(&self, mutate: &mut dyn FnMut(&mut Header) -> Result<()>) -> Result<()> {
-        self.backend.transact(&mut |tx| {
-            let state = self.sync(tx.header()?)?;
-            let mut header = state.header.clone();
-            mutate(&mut header)?;
-            tx.put_header(&header.write(self.header_mac_key.expose()))?;
-            Ok(())
-        })
+        tags_under(&self.index, token)
     }
 
     /// [`TokenStore::save_token`], also telling whether it inserted or updated.
@@ -380,18 +397,20 @@ impl<B: Backend> EncryptedStore<B> {
             .map_err(|reason| Error::InvalidToken { reason })?;
         let mut outcome = None;
         self.backend.transact(&mut |tx| {
-            let state = self.sync(tx.header()?)?;
+            let state = self.state_in(tx)?;
+            let mut write = self.begin_write(tx, &state)?;
             let mut merged = token.clone();
             let target = self.save_target(tx, &state, token)?;
             let inserted = target.is_none();
-            let generation = sealing::next_generation(target.as_ref().map_or(0, |(_, g)| *g))?;
-            let id = match target {
-                Some((stored, _)) => {
+            let generation = sealing::next_generation(
+                target
+                    .as_ref()
+                    .map_or(0, |(_, r)| sealing::generation_of(r)),
+            )?;
+            let (id, replaced) = match target {
+                Some((stored, record)) => {
                     merged.fill_missing_from(&stored);
-                    stored
-                        .id()
-                        .expect("opened records carry their id")
-                        .to_owned()
+                    (record.id.clone(), Some(record))
                 }
                 None if !token.has_any_token() => {
                     return Err(Error::InvalidToken {
@@ -399,19 +418,21 @@ impl<B: Backend> EncryptedStore<B> {
                     });
                 }
                 None => match token.id() {
-                    Some(id) => id.to_owned(),
-                    None => new_record_id(tx)?,
+                    Some(id) => (id.to_owned(), None),
+                    None => (new_record_id(tx)?, None),
                 },
             };
             merged.set_id(Some(id.clone()));
             let tags = self.check_unique(tx, &merged, &id)?;
-            let reservation = self.take_seals(tx, &state, 1)?;
-            tx.put(self.seal(&state, &merged, &id, tags, generation)?)?;
-            outcome = Some((merged, reservation, inserted));
+            write.take_seals(1)?;
+            let record = self.seal(&state, &merged, &id, tags, generation)?;
+            self.put_record(tx, &mut write, record, replaced.as_ref())?;
+            let written = self.finish_write(tx, &state, write)?;
+            outcome = Some((merged, written, inserted));
             Ok(())
         })?;
-        let (merged, reservation, inserted) = outcome.expect("set by a committed step");
-        self.install(reservation);
+        let (merged, written, inserted) = outcome.expect("set by a committed step");
+        self.install(written)?;
         *token = merged;
         Ok(if inserted {
             Saved::Inserted
@@ -420,27 +441,44 @@ impl<B: Backend> EncryptedStore<B> {
         })
     }
 
-    /// The record `save_token` updates, found inside the transaction, with its generation.
+    /// The record `save_token` updates, found inside the transaction: opened, and as stored.
     fn save_target(
         &self,
         tx: &mut dyn Transaction,
         state: &HeaderState,
         token: &OAuthToken,
-    ) -> Result<Option<(OAuthToken, u64)>> {
+    ) -> Result<Option<(OAuthToken, StoredRecord)>> {
         if let Some(id) = token.id() {
             return tx
                 .get(id)?
-                .map(|r| Ok((self.open_with(state, &r)?, sealing::generation_of(&r))))
+                .map(|r| Ok((self.open_with(state, &r)?, r)))
                 .transpose();
         }
         for (field, value) in matching::lookups(token) {
             if let Some(record) = tx.find_by_tag(field, &self.tag(field, value))? {
                 let stored = self.open_found(state, &record, field, value)?;
-                return Ok(Some((stored, sealing::generation_of(&record))));
+                return Ok(Some((stored, record)));
             }
         }
         Ok(None)
     }
+}
+
+/// An id above every one of `ids` (slot or data-key ids, which a header read from storage
+/// may have pushed to the top of the range).
+fn next_id(ids: impl Iterator<Item = u32>) -> Result<u32> {
+    ids.max().unwrap_or(0).checked_add(1).ok_or(Error::Refused {
+        reason: "the header's ids are exhausted",
+    })
+}
+
+/// Blind-index tags of `token`'s lookup fields under `index`.
+fn tags_under(index: &IndexKey, token: &OAuthToken) -> LookupTags {
+    let mut tags = LookupTags::default();
+    for field in LookupField::ALL {
+        tags.0[field.index()] = field.value_in(token).map(|v| index.tag(field.name(), v));
+    }
+    tags
 }
 
 /// A fresh record id: 64 random bits as 16 hex digits.
@@ -479,13 +517,18 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
             // No such record can have been saved.
             return Err(Error::NotFound { id: id.to_owned() });
         }
+        let mut written = None;
         self.backend.transact(&mut |tx| {
-            if tx.delete(id)? {
-                Ok(())
-            } else {
-                Err(Error::NotFound { id: id.to_owned() })
-            }
-        })
+            let state = self.state_in(tx)?;
+            let record = tx
+                .get(id)?
+                .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
+            let mut write = self.begin_write(tx, &state)?;
+            self.delete_record(tx, &mut write, &record)?;
+            written = Some(self.finish_write(tx, &state, write)?);
+            Ok(())
+        })?;
+        self.install(written.expect("set by a committed step"))
     }
 
     fn get_tokens(&self) -> Result<Vec<OAuthToken>> {
@@ -509,7 +552,15 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
     }
 
     fn delete_tokens(&self) -> Result<()> {
-        self.backend.transact(&mut |tx| Ok(tx.delete_all()?))
+        let mut written = None;
+        self.backend.transact(&mut |tx| {
+            let state = self.state_in(tx)?;
+            let mut write = self.begin_write(tx, &state)?;
+            self.delete_all_records(tx, &mut write)?;
+            written = Some(self.finish_write(tx, &state, write)?);
+            Ok(())
+        })?;
+        self.install(written.expect("set by a committed step"))
     }
 
     fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>> {

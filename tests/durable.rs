@@ -1090,7 +1090,7 @@ fn foreign_header_is_refused(kind: Kind) {
             refused,
             Err(Error::Tampered {
                 what: Subject::Header
-            })
+            } | Error::Rekeyed)
         ),
         "the open handle wrote after its header was replaced: {refused:?}"
     );

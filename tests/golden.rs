@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use tokenvault::backend::{Backend, LookupTags, MemoryBackend, StoredRecord};
 use tokenvault::{
-    Credential, EncryptedStore, Error, LookupField, OAuthToken, RawKey, Subject, Tag, TokenStore,
+    Credential, EncryptedStore, Error, Finding, LookupField, OAuthToken, RawKey, RecordSetCheck,
+    Subject, Tag, TokenStore,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -399,8 +400,25 @@ fn check_case(case: &Case) {
         }
     }
 
-    // verify: every record opens and its tags are the ones its values give.
+    // verify: every record opens and its tags are the ones its values give. Golden stores
+    // predate record-set summaries (header layout 1): nothing to compare against yet.
     let report = store.verify().unwrap();
+    let summarized = case.header[8] == 2;
+    assert_eq!(
+        report.record_set,
+        if summarized {
+            RecordSetCheck::Intact
+        } else {
+            RecordSetCheck::NotSummarized
+        },
+        "{name}"
+    );
+    // Nothing vouches for a layout-1 store's record set: not clean until summarised.
+    assert_eq!(
+        report.is_clean(),
+        summarized && case.tampered.is_empty(),
+        "{name}"
+    );
     let failed: BTreeSet<String> = report.failed.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(failed, case.tampered, "{name}: verify");
     assert_eq!(
@@ -433,6 +451,36 @@ fn check_case(case: &Case) {
     let mut expected = before.clone();
     expected.insert(first.clone(), (2, before[first].1 + 1));
     assert_eq!(generations(&backend), expected, "{name}: after one save");
+    // That first write upgraded the header to layout 2, summarising every record: from now
+    // on a record rolled back to its golden copy is named.
+    let header = backend.read_header().unwrap().unwrap();
+    assert_eq!(header[8], 2, "{name}: header layout after the first write");
+    assert_eq!(store.verify().unwrap().record_set, RecordSetCheck::Intact);
+    let updated = backend.get(first).unwrap().unwrap();
+    let golden = case
+        .records
+        .iter()
+        .find(|r| &r.id == first)
+        .unwrap()
+        .clone();
+    backend
+        .transact(&mut |tx| Ok(tx.put(golden.clone())?))
+        .unwrap();
+    let RecordSetCheck::Changed(findings) = store.verify().unwrap().record_set else {
+        panic!("{name}: a rolled-back record went unnoticed");
+    };
+    assert_eq!(
+        findings,
+        [Finding::NotLatest {
+            id: first.clone(),
+            found: before[first].1,
+            latest: before[first].1 + 1
+        }],
+        "{name}"
+    );
+    backend
+        .transact(&mut |tx| Ok(tx.put(updated.clone())?))
+        .unwrap();
     let rotation = store.rotate().unwrap();
     assert_eq!(rotation.resealed, case.records.len(), "{name}");
     let expected: BTreeMap<_, _> = expected
@@ -443,7 +491,7 @@ fn check_case(case: &Case) {
     drop(store);
     let store = EncryptedStore::open(&backend, &credential).unwrap();
     let report = store.verify().unwrap();
-    assert!(report.failed.is_empty(), "{name}: {:?}", report.failed);
+    assert!(report.is_clean(), "{name}: {report:?}");
     let found = store
         .find_token(&OAuthToken::new().with_access_token("golden-updated-access"))
         .unwrap()
@@ -612,6 +660,10 @@ mod spec {
     }
 
     pub struct Header {
+        /// 1 (the first releases) or 2 (with the write counter and record-set summary).
+        pub layout: u8,
+        /// Layout 2: the write counter and the sealed record-set summary.
+        pub summary: Option<(u64, Vec<u8>)>,
         pub store_id: Vec<u8>,
         pub commitment: Vec<u8>,
         pub slots: Vec<Slot>,
@@ -625,7 +677,8 @@ mod spec {
     pub fn parse_header(bytes: &[u8]) -> Header {
         let mut l = Layout::new(bytes);
         assert_eq!(l.take(8, "magic \"TKNVAULT\""), b"TKNVAULT");
-        assert_eq!(l.u8("format version = 1"), 1);
+        let layout = l.u8("layout version = 2 (1: the first releases)");
+        assert!(layout == 1 || layout == 2, "layout version {layout}");
         let store_id = l.take(16, "store id").to_vec();
         assert_eq!(l.u8("AEAD algorithm = 1 (AES-256-GCM)"), 1);
         assert_eq!(l.u8("index algorithm = 1 (HMAC-SHA256)"), 1);
@@ -672,7 +725,7 @@ mod spec {
         for n in 0..key_count {
             keys.push(DataKey {
                 id: l.u32(&format!("key[{n}] key id")),
-                seals: l.u64(&format!("key[{n}] seals reserved")),
+                seals: l.u64(&format!("key[{n}] seals made")),
                 commitment: l.take(32, format!("key[{n}] commitment")).to_vec(),
                 wrapped: l
                     .take(
@@ -683,9 +736,21 @@ mod spec {
             });
         }
         let active = l.u32("active key id");
+        let summary = (layout == 2).then(|| {
+            (
+                l.u64("write counter"),
+                l.take(
+                    76,
+                    "record-set summary: nonce 12 | count, digest, locator 48 | tag 16",
+                )
+                .to_vec(),
+            )
+        });
         let mac = l.take(32, "header MAC").to_vec();
         assert_eq!(l.at, bytes.len(), "trailing bytes");
         Header {
+            layout,
+            summary,
             store_id,
             commitment,
             slots,
@@ -700,7 +765,7 @@ mod spec {
 #[test]
 fn golden_bytes_follow_the_documented_format() {
     const COMMIT: &[u8] = b"tokenvault commit";
-    let mut checked = 0;
+    let (mut checked, mut summarized) = (0, 0);
     for case in all_cases().iter().filter(|c| c.expect == Expect::Ok) {
         let name = &case.name;
         let h = spec::parse_header(&case.header);
@@ -754,8 +819,9 @@ fn golden_bytes_follow_the_documented_format() {
                 .try_into()
                 .unwrap();
             assert_eq!(spec::hmac(&dk, &[COMMIT]).as_slice(), k.commitment);
-            // Seals are reserved ahead in blocks (their sizes have changed between builds):
-            // at least one for every record sealed under the key.
+            // Layout 1 reserved seals ahead in blocks (their sizes changed between builds): at
+            // least one for every record sealed under the key. Layout 2 counts exactly, but a
+            // record saved twice took two seals.
             let sealed_under = case
                 .records
                 .iter()
@@ -854,9 +920,48 @@ fn golden_bytes_follow_the_documented_format() {
                 assert_eq!(r.tags.0[i], want, "{name}: record {} tag {field}", r.id);
             }
         }
+        // Layout 2: the record-set summary (§3.5), recomputed from the records.
+        assert_eq!(h.summary.is_some(), h.layout == 2, "{name}");
+        if let Some((writes, sealed)) = &h.summary {
+            // One key per write: HKDF of the box root with the write counter as salt.
+            let box_root = spec::hkdf(None, &store_key, b"tokenvault record set box v1");
+            let box_key = spec::hkdf(
+                Some(&writes.to_be_bytes()),
+                &box_root,
+                b"tokenvault record set box key",
+            );
+            let ad = spec::lp(&[b"tokenvault record set", &h.store_id, &writes.to_be_bytes()]);
+            let summary = spec::open(&box_key, &sealed[..12], &sealed[12..], &ad)
+                .unwrap_or_else(|| panic!("{name}: the record-set summary does not open"));
+            let k_f = spec::hkdf(None, &store_key, b"tokenvault record set element v1");
+            let k_g = spec::hkdf(None, &store_key, b"tokenvault record set locator v1");
+            let (mut digest, mut locator) = ([0u8; 32], 0u64);
+            for r in &case.records {
+                let f = spec::hmac(&k_f, &[&spec::lp(&[r.id.as_bytes(), &r.sealed])]);
+                // digest += f (mod 2^256), big-endian byte by byte.
+                let mut carry = 0u16;
+                for i in (0..32).rev() {
+                    let sum = u16::from(digest[i]) + u16::from(f[i]) + carry;
+                    digest[i] = sum as u8;
+                    carry = sum >> 8;
+                }
+                let g = u64::from_be_bytes(
+                    spec::hmac(&k_g, &[r.id.as_bytes()])[..8]
+                        .try_into()
+                        .unwrap(),
+                ) | 1;
+                locator = locator.wrapping_add(g.wrapping_mul(generation_of(&r.sealed)));
+            }
+            let mut want = (case.records.len() as u64).to_be_bytes().to_vec();
+            want.extend_from_slice(&digest);
+            want.extend_from_slice(&locator.to_be_bytes());
+            assert_eq!(summary, want, "{name}: count | digest | locator");
+            summarized += 1;
+        }
         checked += 1;
     }
     assert!(checked >= 2);
+    assert!(summarized >= 1, "no golden store with header layout 2");
 }
 
 /// Prints the raw-key golden header field by field (the dump in SECURITY.md §3).
@@ -1007,6 +1112,32 @@ fn make_store(name: &str, key: CaseKey, tokens: Vec<OAuthToken>, comments: Vec<S
         case.tokens.insert(id.clone(), json(&token));
     }
     case
+}
+
+#[test]
+#[ignore = "wrote the header-layout-2 golden file once; the committed file is the truth"]
+fn generate_golden_header_v2() {
+    let file = "h2-rawkey-store.txt";
+    assert!(
+        !golden_dir().join(file).exists(),
+        "{file} exists: it must not be regenerated"
+    );
+    let updated_bob = minimal_token().with_access_token("1000.golden.access.bob");
+    let case = make_store(
+        file,
+        CaseKey::Raw(golden_raw_key()),
+        vec![full_token(), minimal_token(), escapes_token(), updated_bob],
+        vec![
+            "made once by tests/golden.rs generate_golden_header_v2 (tokenvault 0.1.0, header \
+             layout 2, record version 2); never regenerated"
+                .to_owned(),
+            "raw-key store (raw key = bytes 00..1f) with a write counter and a sealed record-set \
+             summary (SECURITY.md §3.5): the records of v2-rawkey-store.txt, saved anew"
+                .to_owned(),
+        ],
+    );
+    assert_eq!(case.header[8], 2);
+    std::fs::write(golden_dir().join(file), render_case(&case)).unwrap();
 }
 
 #[test]

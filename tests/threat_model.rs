@@ -763,20 +763,25 @@ fn open_handle_refuses_to_write_after_its_header_is_replaced() {
     set_header(&*b1, &header_of(&*b2));
     let before = b1.list().unwrap();
     let header = header_of(&*b1);
-    let header_subject = Subject::Header;
+    // Another store's header (another store id) reads as this store rekeyed by someone
+    // else: the handle cannot tell the two apart, and refuses either way.
+    let refused = |r: Result<(), Error>| match r {
+        Err(Error::Rekeyed) => {}
+        other => panic!("expected Rekeyed, got {other:?}"),
+    };
 
     let mut update = token("ann").with_id(id.clone());
-    assert_tampered(s1.save_token(&mut update), &header_subject);
+    refused(s1.save_token(&mut update).map(drop));
     let mut insert = token("bob");
-    assert_tampered(s1.save_token(&mut insert), &header_subject);
+    refused(s1.save_token(&mut insert).map(drop));
     assert_eq!(insert, token("bob"), "the caller's token changed");
-    assert_tampered(s1.change_passphrase(&pw(NEW_PASS)), &header_subject);
-    assert_tampered(s1.rotate(), &header_subject);
-    assert_tampered(s1.add_slot(&raw(RAW), fast()), &header_subject);
-    assert_tampered(s1.remove_slot(1), &header_subject);
-    assert_tampered(s1.key_usage(), &header_subject);
-    assert_tampered(s1.slots(), &header_subject);
-    assert_tampered(s1.verify(), &header_subject);
+    refused(s1.change_passphrase(&pw(NEW_PASS)).map(drop));
+    refused(s1.rotate().map(drop));
+    refused(s1.add_slot(&raw(RAW), fast()).map(drop));
+    refused(s1.remove_slot(1).map(drop));
+    refused(s1.key_usage().map(drop));
+    refused(s1.slots().map(drop));
+    refused(s1.verify().map(drop));
     assert_eq!(b1.list().unwrap(), before);
     assert_eq!(header_of(&*b1), header);
 }
@@ -900,6 +905,16 @@ fn unknown_header_version_or_magic_is_unsupported() {
         let mut bad = good.clone();
         bad[8] = version;
         set_header(&*backend, &bad);
+        if version == 1 {
+            // The first releases' layout: this header's bytes do not parse as one.
+            assert!(matches!(
+                EncryptedStore::open(backend.clone(), &raw(RAW)),
+                Err(Error::Tampered {
+                    what: Subject::Header
+                })
+            ));
+            continue;
+        }
         match EncryptedStore::open(backend.clone(), &raw(RAW)) {
             Err(Error::UnsupportedFormat { what, detail }) => {
                 assert_eq!(what, "store format version");
@@ -1166,7 +1181,7 @@ fn debug_and_display_never_show_a_secret() {
     push(EncryptedStore::open(backend.clone(), &pw(PASS)).map(drop));
     push(store.key_usage().map(drop));
     let mut bad = header.clone();
-    bad[8] = 2;
+    bad[8] = 3;
     set_header(&*backend, &bad);
     push(EncryptedStore::open(backend.clone(), &pw(PASS)).map(drop));
     set_header(&*backend, &header);

@@ -37,6 +37,19 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Keep a rollback witness (the store's write counter) in DIR (--witness=DIR), or in
+    /// $XDG_DATA_HOME/tokenvault/witness (bare --witness): opening an older copy then fails.
+    #[arg(
+        long,
+        global = true,
+        env = "TOKENVAULT_WITNESS",
+        value_name = "DIR",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    pub witness: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -150,9 +163,33 @@ pub enum Command {
     #[command(after_help = "Example:\n  tokenvault rotate")]
     Rotate,
 
-    /// Open every record; list those that fail; exit 1 if any.
-    #[command(after_help = "Example:\n  tokenvault verify")]
-    Verify,
+    /// Open every record and check the record set against the header; name every record
+    /// that fails, was rolled back, deleted, put back or copied in; exit 1 if any.
+    #[command(after_help = "Examples:\n  tokenvault verify\n  tokenvault verify --accept")]
+    Verify {
+        /// Then accept the records as they are now: the header's summary is recomputed (a
+        /// store from an older release gets one; findings already dealt with stop being
+        /// reported).
+        #[arg(long)]
+        accept: bool,
+    },
+
+    /// Revoke every old credential, header copy and backup key: new store, data and index
+    /// keys, every record re-sealed in one transaction (an interrupted rekey changed nothing:
+    /// run it again), the key slots replaced by one for the new key.
+    #[command(
+        after_help = "Examples:\n  TOKENVAULT_NEW_PASSPHRASE=… tokenvault rekey\n  TOKENVAULT_NEW_KEY=$(head -c32 /dev/urandom | base64) tokenvault rekey --key env\n  tokenvault rekey --key keychain"
+    )]
+    Rekey {
+        /// What unlocks the rekeyed store: a new passphrase (TOKENVAULT_NEW_PASSPHRASE,
+        /// --new-passphrase-file or a prompt), a raw key from TOKENVAULT_NEW_KEY, or the OS
+        /// keychain.
+        #[arg(long, value_enum, default_value_t = KeyKind::Passphrase)]
+        key: KeyKind,
+        /// Read the new passphrase from this file.
+        #[arg(long, value_name = "PATH")]
+        new_passphrase_file: Option<PathBuf>,
+    },
 
     /// Print a valid access token (and nothing else), refreshing it first through the OAuth
     /// refresh grant if it expires within --skew; concurrent callers refresh only once.

@@ -1,10 +1,12 @@
-//! Commands on keys: init, passwd, rotate, verify.
+//! Commands on keys: init, passwd, rotate, rekey, verify.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use tokenvault::{Argon2Params, Credential, EncryptedStore, KeySlotKind, RawKey};
+use tokenvault::{
+    Argon2Params, Credential, EncryptedStore, Finding, KeySlotKind, RawKey, RecordSetCheck,
+};
 
 use crate::CliError;
 use crate::cli::{KeyKind, SlotAction};
@@ -84,8 +86,22 @@ pub fn rotate(store: &Store, uri: &StoreUri) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn verify(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliError> {
+pub fn verify(
+    store: &Store,
+    uri: &StoreUri,
+    accept: bool,
+    json: bool,
+) -> Result<ExitCode, CliError> {
     let report = store.verify().map_err(|e| uri.error(e))?;
+    let accepted = if accept {
+        Some(store.accept_records().map_err(|e| uri.error(e))?)
+    } else {
+        None
+    };
+    let findings: &[Finding] = match &report.record_set {
+        RecordSetCheck::Changed(findings) => findings,
+        _ => &[],
+    };
     let mut out = std::io::stdout().lock();
     if json {
         let failed: Vec<_> = report
@@ -93,27 +109,135 @@ pub fn verify(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, Cli
             .iter()
             .map(|(id, e)| serde_json::json!({ "id": id, "error": e.to_string() }))
             .collect();
+        let record_set = match &report.record_set {
+            RecordSetCheck::Intact => "intact",
+            RecordSetCheck::NotSummarized => "not summarized",
+            _ => "changed",
+        };
+        let findings: Vec<_> = findings.iter().map(finding_json).collect();
         writeln!(
             out,
             "{}",
-            serde_json::json!({ "ok": report.ok, "failed": failed })
+            serde_json::json!({
+                "ok": report.ok,
+                "failed": failed,
+                "record_set": record_set,
+                "findings": findings,
+                "accepted": accepted,
+            })
         )?;
     } else {
         for (id, e) in &report.failed {
             writeln!(out, "FAILED {}: {e}", escape_controls(id))?;
         }
+        for finding in findings {
+            writeln!(out, "CHANGED {}", escape_controls(&finding.to_string()))?;
+        }
+        if report.record_set == RecordSetCheck::NotSummarized {
+            writeln!(
+                out,
+                "NOT CHECKED the header has no record-set summary: a store from an older release not written since, or an old header put back; `tokenvault verify --accept` adds one"
+            )?;
+        }
         writeln!(
             out,
-            "{} record(s) ok, {} failed",
+            "{} record(s) ok, {} failed, record set {}",
             report.ok,
-            report.failed.len()
+            report.failed.len(),
+            match report.record_set {
+                RecordSetCheck::Intact => "as last written",
+                RecordSetCheck::NotSummarized => "not checked",
+                _ => "CHANGED outside the store",
+            }
         )?;
+        if let Some(count) = accepted {
+            writeln!(
+                out,
+                "accepted the {count} record(s) as they are now: the record-set summary was recomputed"
+            )?;
+        }
     }
-    Ok(if report.failed.is_empty() {
+    let clean = match accepted {
+        Some(_) => report.failed.is_empty(),
+        None => report.is_clean(),
+    };
+    Ok(if clean {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+fn finding_json(finding: &Finding) -> serde_json::Value {
+    let message = finding.to_string();
+    match finding {
+        Finding::NotLatest { id, found, latest } => serde_json::json!({
+            "kind": if found < latest { "rolled back" } else { "not latest" },
+            "id": id, "generation": found, "latest": latest, "message": message,
+        }),
+        Finding::Resurrected { id } => {
+            serde_json::json!({ "kind": "resurrected", "id": id, "message": message })
+        }
+        Finding::Missing { count } => {
+            serde_json::json!({ "kind": "missing", "count": count, "message": message })
+        }
+        _ => serde_json::json!({ "kind": "unexplained", "message": message }),
+    }
+}
+
+pub fn rekey(
+    unlock: &Unlock,
+    uri: &StoreUri,
+    key: KeyKind,
+    new_passphrase_file: Option<&Path>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    // The new credential before the old one unlocks anything: a missing one is a quick error.
+    let credential = match key {
+        KeyKind::Passphrase => read_secret(
+            NEW_PASSPHRASE_SOURCES,
+            new_passphrase_file,
+            "New passphrase: ",
+            true,
+        )?,
+        KeyKind::Env => Credential::raw_key(
+            RawKey::from_env_var("TOKENVAULT_NEW_KEY").map_err(|e| failure(&e))?,
+        ),
+        KeyKind::Keychain => Credential::keychain(),
+    };
+    let store = unlock.open(uri)?;
+    let bar = progress_bar("re-sealing");
+    let (store, report) = store
+        .rekey(
+            std::slice::from_ref(&credential),
+            Argon2Params::default(),
+            &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        )
+        .map_err(|e| uri.error(e))?;
+    bar.finish_and_clear();
+    drop(store);
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "store_id": report.store_id,
+                "resealed": report.resealed,
+                "slots": report.slots,
+            })
+        )?;
+    } else {
+        writeln!(
+            out,
+            "rekeyed {uri}: new store id {}, {} record(s) re-sealed, {} key slot(s); old credentials and header copies no longer open it",
+            report.store_id, report.resealed, report.slots
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn slots(

@@ -100,6 +100,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let uri = StoreUri::parse(cli.store.as_deref())?;
     let unlock = Unlock {
         passphrase_file: cli.passphrase_file.clone(),
+        witness: cli.witness.clone(),
     };
     let json = cli.json;
     match cli.command {
@@ -108,7 +109,11 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             new_passphrase_file,
         } => keys::passwd(&unlock.open(&uri)?, &uri, new_passphrase_file.as_deref()),
         Command::Rotate => keys::rotate(&unlock.open(&uri)?, &uri),
-        Command::Verify => keys::verify(&unlock.open(&uri)?, &uri, json),
+        Command::Verify { accept } => keys::verify(&unlock.open(&uri)?, &uri, accept, json),
+        Command::Rekey {
+            key,
+            new_passphrase_file,
+        } => keys::rekey(&unlock, &uri, key, new_passphrase_file.as_deref(), json),
         Command::Save => records::save(&unlock.open(&uri)?, &uri, json),
         Command::Get { id, user, field } => {
             records::get(&unlock.open(&uri)?, &uri, id, user, field)

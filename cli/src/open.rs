@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use tokenvault::backend::Backend;
 use tokenvault::uri::StoreUri as Uri;
-use tokenvault::{Credential, CredentialChoice, EncryptedStore, Error, StoreInfo};
+use tokenvault::{
+    Credential, CredentialChoice, EncryptedStore, Error, StateFileWitness, StoreInfo,
+};
 use zeroize::Zeroizing;
 
 use crate::CliError;
@@ -160,6 +162,8 @@ pub const NEW_PASSPHRASE_SOURCES: (&str, &str) =
 /// Global options that say how to unlock.
 pub struct Unlock {
     pub passphrase_file: Option<PathBuf>,
+    /// `--witness`: the directory of the rollback witness (empty: the default one).
+    pub witness: Option<String>,
 }
 
 impl Unlock {
@@ -176,8 +180,30 @@ impl Unlock {
         let backend = uri.backend()?;
         let info = tokenvault::inspect(&*backend).map_err(|e| uri.error(e))?;
         let credential = self.credential_for(&info)?;
-        let store = EncryptedStore::open(backend, &credential).map_err(|e| uri.error(e))?;
+        let store = match self.witness()? {
+            Some(witness) => {
+                EncryptedStore::open_witnessed(backend, &credential, Box::new(witness))
+            }
+            None => EncryptedStore::open(backend, &credential),
+        }
+        .map_err(|e| uri.error(e))?;
         Ok((store, credential))
+    }
+
+    /// The rollback witness `--witness` asks for.
+    fn witness(&self) -> Result<Option<StateFileWitness>, CliError> {
+        match self.witness.as_deref() {
+            None => Ok(None),
+            Some(dir) if !dir.is_empty() => Ok(Some(StateFileWitness::new(dir))),
+            Some(_) => {
+                let data = dirs::data_dir().ok_or_else(|| {
+                    CliError::failure("cannot find the user's data directory; give --witness=DIR")
+                })?;
+                Ok(Some(StateFileWitness::new(
+                    data.join("tokenvault").join("witness"),
+                )))
+            }
+        }
     }
 
     /// The credential to try, by the library's rule ([`Credential::from_env`]): a raw key or

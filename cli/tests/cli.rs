@@ -16,6 +16,8 @@ mod import_hardening;
 mod pty;
 #[path = "cli/support.rs"]
 mod support;
+#[path = "cli/tamper.rs"]
+mod tamper;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -1466,14 +1468,20 @@ fn rotate_reseals_and_verify_counts() {
         assert_eq!(&w.tv(&["get", id]).run().ok().stdout, want);
     }
     let out = w.tv(&["verify"]).run();
-    assert_eq!(out.ok().stdout, "4 record(s) ok, 0 failed\n");
+    assert_eq!(
+        out.ok().stdout,
+        "4 record(s) ok, 0 failed, record set as last written\n"
+    );
     let out = w.tv(&["verify", "--json"]).run();
-    assert_eq!(out.ok().json(), json!({"ok": 4, "failed": []}));
+    assert_eq!(
+        out.ok().json(),
+        json!({"ok": 4, "failed": [], "record_set": "intact", "findings": [], "accepted": null})
+    );
     // An empty store verifies and rotates too.
     let e = World::raw();
     assert_eq!(
         e.tv(&["verify"]).run().ok().stdout,
-        "0 record(s) ok, 0 failed\n"
+        "0 record(s) ok, 0 failed, record set as last written\n"
     );
     e.tv(&["rotate"])
         .run()
@@ -1888,7 +1896,10 @@ fn full_session_leaves_no_plaintext_on_disk() {
     );
     let kept = expected.len() + 1 - pruned;
     let out = w.tv(&["verify"]).run();
-    assert_eq!(out.ok().stdout, format!("{kept} record(s) ok, 0 failed\n"));
+    assert_eq!(
+        out.ok().stdout,
+        format!("{kept} record(s) ok, 0 failed, record set as last written\n")
+    );
     for t in expected.iter().filter(|t| !is_expired(t)) {
         assert_eq!(w.get(t["id"].as_str().unwrap()), *t);
     }

@@ -389,3 +389,71 @@ fn destroy_deletes_the_store_files_and_the_keychain_entry() {
     assert!(lookup(&id).is_none(), "keychain entry deleted");
     assert!(!db.exists());
 }
+
+#[test]
+fn rekey_revokes_a_keychain_slot_even_against_a_kept_secret() {
+    if !secret_service() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let store = sqlite_keychain_store(dir.path());
+    store.save_token(&mut token()).unwrap();
+    let old_id = store.store_id();
+    let old_header = store.backend().read_header().unwrap().unwrap();
+    // What someone who leaves keeps: the header and the keychain's secret.
+    let kept_secret = lookup(&old_id).expect("the old entry");
+    drop(store);
+
+    let out = tokenvault(&db, &["rekey", "--key", "keychain", "--json"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let new_id = report["store_id"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, old_id);
+    assert!(lookup(&old_id).is_none(), "the old entry is deleted");
+    assert!(lookup(&new_id).is_some(), "the new slot's entry is there");
+    let out = tokenvault(
+        &db,
+        &[
+            "get",
+            "--user",
+            "kc@example.com",
+            "--field",
+            "refresh_token",
+        ],
+        &[],
+    );
+    assert_eq!(out.stdout, b"r-keychain-secret\n", "{out:?}");
+
+    // The old header and the kept secret put back: they open the old header, and read nothing.
+    let backend = SqliteBackend::open(&db).unwrap();
+    backend
+        .transact(&mut |tx| Ok(tx.put_header(&old_header)?))
+        .unwrap();
+    let store_args = [
+        "store",
+        "--label",
+        "kept",
+        "service",
+        "tokenvault",
+        "username",
+        &old_id,
+    ];
+    assert!(
+        secret_tool(&store_args, Some(&kept_secret))
+            .status
+            .success()
+    );
+    let old = EncryptedStore::open(backend, &Credential::keychain()).expect("old header opens");
+    assert!(old.get_tokens().is_err());
+    assert!(!matches!(
+        old.find_token(&OAuthToken::new().with_user_name("kc@example.com")),
+        Ok(Some(_))
+    ));
+    tokenvault::keychain::delete_entry(&old_id).unwrap();
+    tokenvault::keychain::delete_entry(&new_id).unwrap();
+}

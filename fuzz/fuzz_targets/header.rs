@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = store.key_usage();
     let _ = store.get_tokens();
     let _ = store.verify();
-    // A header that opens must be rewritten (the seal reservation) into one that opens again.
+    // A header that opens must be rewritten (write counter, seal count, record-set summary)
+    // into one that opens again.
     let mut token = OAuthToken::new()
         .with_user_name("fuzz@example.com")
         .with_refresh_token("1000.refresh");

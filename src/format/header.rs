@@ -1,7 +1,7 @@
 //! The store header: everything needed to unlock a store, authenticated as a whole.
 //!
 //! ```text
-//! magic "TKNVAULT" (8) | format version (1) = 1 | store id (16)
+//! magic "TKNVAULT" (8) | layout version (1) = 2 | store id (16)
 //! aead algorithm (1) = 1 AES-256-GCM | index algorithm (1) = 1 HMAC-SHA256
 //! store-key commitment (32)
 //! slot count (1) then per slot:  slot id (4) | kind (1) | body length (2) | body
@@ -10,16 +10,27 @@
 //!     keychain body:   salt (16) | wrapped store key (60)   (the KEK's secret is in the OS keychain)
 //! key count (1) then per data key: key id (4) | seals reserved (8) | commitment (32) | wrapped data key (60)
 //! active key id (4)
+//! writes (8) | record-set box (76)            (layout version 2 only)
 //! MAC (32) = HMAC-SHA256(HKDF(store key, "tokenvault header mac v1"), every byte before it)
 //! ```
 //! Integers are big-endian. A slot of an unknown kind is kept verbatim (its body is
 //! length-prefixed) so that an older build can still open the store through another slot.
+//! `writes` counts the store's committed writes (the counter a rollback witness keeps); the
+//! record-set box is the sealed summary of every record (`vault::freshness`). Layout version 1
+//! (the first releases) ends at the active key id; the vault upgrades it on its first write.
+//! The key wraps' associated data keep saying version 1: their meaning did not change.
 
 use super::{HeaderError, Malformed, Reader};
 use crate::crypto::{Argon2Params, KdfFloor, WRAPPED_KEY_LEN, hmac_sha256, length_prefixed};
 
 pub(crate) const MAGIC: &[u8; 8] = b"TKNVAULT";
-pub(crate) const FORMAT_VERSION: u8 = 1;
+/// The version byte in the key wraps' associated data (unchanged since the first release).
+pub(crate) const WRAP_AD_VERSION: u8 = 1;
+/// The header layout this build writes, and the first releases' one (still read).
+pub(crate) const LAYOUT_VERSION: u8 = 2;
+pub(crate) const LAYOUT_VERSION_1: u8 = 1;
+/// The record-set box: nonce (12) | sealed summary (48) | tag (16).
+pub(crate) const RECORD_SET_BOX_LEN: usize = 76;
 const AEAD_AES_256_GCM: u8 = 1;
 const INDEX_HMAC_SHA256: u8 = 1;
 const KDF_ARGON2ID_13: u8 = 1;
@@ -84,6 +95,16 @@ pub(crate) struct Header {
     pub slots: Vec<Slot>,
     pub keys: Vec<DataKeyEntry>,
     pub active_key: u32,
+    /// `None` for a layout-version-1 header (not yet upgraded).
+    pub freshness: Option<Freshness>,
+}
+
+/// What layout version 2 adds: the write counter and the sealed record-set summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Freshness {
+    /// Committed writes so far (every write transaction advances it by one).
+    pub writes: u64,
+    pub record_set: [u8; RECORD_SET_BOX_LEN],
 }
 
 impl SlotKind {
@@ -190,7 +211,7 @@ impl Slot {
     pub fn wrap_ad(&self, store_id: &[u8; 16]) -> Vec<u8> {
         length_prefixed(&[
             b"tokenvault slot",
-            &[FORMAT_VERSION],
+            &[WRAP_AD_VERSION],
             store_id,
             &self.id.to_be_bytes(),
             &[self.kind.code()],
@@ -203,7 +224,7 @@ impl Slot {
 pub(crate) fn data_key_ad(store_id: &[u8; 16], key_id: u32) -> Vec<u8> {
     length_prefixed(&[
         b"tokenvault data key",
-        &[FORMAT_VERSION],
+        &[WRAP_AD_VERSION],
         store_id,
         &key_id.to_be_bytes(),
     ])
@@ -227,7 +248,7 @@ impl Header {
             });
         }
         let version = r.u8()?;
-        if version != FORMAT_VERSION {
+        if version != LAYOUT_VERSION && version != LAYOUT_VERSION_1 {
             return Err(HeaderError::Unsupported {
                 what: "store format version",
                 detail: version.to_string(),
@@ -288,6 +309,14 @@ impl Header {
             keys.push(entry);
         }
         let active_key = r.u32()?;
+        let freshness = if version == LAYOUT_VERSION {
+            Some(Freshness {
+                writes: r.u64()?,
+                record_set: r.array()?,
+            })
+        } else {
+            None
+        };
         let _mac: [u8; MAC_LEN] = r.array()?;
         r.finish()?;
         if !keys.iter().any(|k| k.id == active_key) {
@@ -299,6 +328,7 @@ impl Header {
             slots,
             keys,
             active_key,
+            freshness,
         })
     }
 
@@ -320,11 +350,16 @@ impl Header {
         }
     }
 
-    /// Encodes the header and appends its MAC.
+    /// Encodes the header and appends its MAC: layout version 2 if it has its freshness
+    /// fields, else version 1 (only tests write that, to stand for an old store).
     pub fn write(&self, mac_key: &[u8; 32]) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(MAGIC);
-        out.push(FORMAT_VERSION);
+        out.push(if self.freshness.is_some() {
+            LAYOUT_VERSION
+        } else {
+            LAYOUT_VERSION_1
+        });
         out.extend_from_slice(&self.store_id);
         out.push(AEAD_AES_256_GCM);
         out.push(INDEX_HMAC_SHA256);
@@ -349,6 +384,10 @@ impl Header {
             out.extend_from_slice(&key.wrapped);
         }
         out.extend_from_slice(&self.active_key.to_be_bytes());
+        if let Some(f) = &self.freshness {
+            out.extend_from_slice(&f.writes.to_be_bytes());
+            out.extend_from_slice(&f.record_set);
+        }
         let mac = hmac_sha256(mac_key, &[&out]);
         out.extend_from_slice(&mac);
         out
@@ -402,6 +441,10 @@ mod tests {
                 wrapped: [8; 60],
             }],
             active_key: 1,
+            freshness: Some(Freshness {
+                writes: 42,
+                record_set: [0xAB; RECORD_SET_BOX_LEN],
+            }),
         }
     }
 
@@ -410,6 +453,14 @@ mod tests {
         let key = [9u8; 32];
         let bytes = sample().write(&key);
         assert_eq!(Header::read(&bytes).unwrap(), sample());
+        let v1 = Header {
+            freshness: None,
+            ..sample()
+        };
+        let v1_bytes = v1.write(&key);
+        assert_eq!(v1_bytes[8], LAYOUT_VERSION_1);
+        assert_eq!(v1_bytes.len() + 8 + RECORD_SET_BOX_LEN, bytes.len());
+        assert_eq!(Header::read(&v1_bytes).unwrap(), v1);
         Header::verify_mac(&bytes, &key).unwrap();
         for bit in 0..bytes.len() * 8 {
             let mut bad = bytes.clone();

@@ -66,6 +66,13 @@ pub enum CredentialError {
         /// The decoded length.
         len: usize,
     },
+    /// A raw key variable other than [`RawKey::ENV_VAR`] is unset or not the base64 of 32
+    /// bytes ([`RawKey::from_env_var`]).
+    #[error("set {var} to a raw key: the base64 of 32 bytes")]
+    RawKeyVar {
+        /// The variable.
+        var: &'static str,
+    },
     /// The passphrase file cannot be read.
     #[error("cannot read {}", .path.display())]
     PassphraseFile {
@@ -153,6 +160,22 @@ impl RawKey {
     /// [`CredentialError::RawKeyLength`].
     pub fn from_env() -> Result<RawKey, CredentialError> {
         raw_key(&|var| std::env::var_os(var))
+    }
+
+    /// A raw key from another variable than [`ENV_VAR`](Self::ENV_VAR) (the new key of a
+    /// rekey, `TOKENVAULT_NEW_KEY` in the CLI), in the same form.
+    ///
+    /// # Errors
+    /// [`CredentialError::RawKeyVar`] if it is unset or not the base64 of 32 bytes.
+    pub fn from_env_var(var: &'static str) -> Result<RawKey, CredentialError> {
+        raw_key(&|name| {
+            if name == RawKey::ENV_VAR {
+                std::env::var_os(var)
+            } else {
+                None
+            }
+        })
+        .map_err(|_| CredentialError::RawKeyVar { var })
     }
 }
 

@@ -36,19 +36,22 @@ impl<B: Backend> EncryptedStore<B> {
             .collect();
         let mut pruned = Vec::with_capacity(candidates.len());
         for id in candidates {
-            let mut deleted = false;
+            let mut written = None;
             self.backend.transact(&mut |tx| {
-                deleted = false;
+                written = None;
                 let Some(record) = tx.get(&id)? else {
                     return Ok(()); // deleted meanwhile
                 };
-                let state = self.sync(tx.header()?)?;
+                let state = self.state_in(tx)?;
                 if expired(&self.open_with(&state, &record)?) {
-                    deleted = tx.delete(&id)?;
+                    let mut write = self.begin_write(tx, &state)?;
+                    self.delete_record(tx, &mut write, &record)?;
+                    written = Some(self.finish_write(tx, &state, write)?);
                 }
                 Ok(())
             })?;
-            if deleted {
+            if let Some(written) = written {
+                self.install(written)?;
                 pruned.push(id);
             }
         }

@@ -1,5 +1,6 @@
 //! Key maintenance on an open store: passphrase change, key slots, data-key rotation, verify.
 
+use super::freshness::{Finding, RecordSet};
 use super::{EncryptedStore, SEAL_LIMIT, SEAL_WARNING, sealing, tampered};
 use crate::backend::Backend;
 use crate::crypto::{Argon2Params, Key, role};
@@ -60,6 +61,33 @@ pub struct VerifyReport {
     pub ok: usize,
     /// Records that failed, with why.
     pub failed: Vec<(String, Error)>,
+    /// Whether the records are the ones the last write left (SECURITY.md §3.5).
+    pub record_set: RecordSetCheck,
+}
+
+impl VerifyReport {
+    /// Every record opens and the record set is the one the last write left. A store without
+    /// a summary is not clean: nothing vouches for its record set (an old store not written
+    /// since, or an old header put back over a newer store).
+    pub fn is_clean(&self) -> bool {
+        self.failed.is_empty() && self.record_set == RecordSetCheck::Intact
+    }
+}
+
+/// What [`EncryptedStore::verify`] found of the record set as a whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordSetCheck {
+    /// The records are exactly those the last write left.
+    #[default]
+    Intact,
+    /// The header has no summary: a store made by a release without them and not written
+    /// since (its next write, or [`accept_records`](EncryptedStore::accept_records), adds
+    /// one), or such an old header put back over a newer store. Nothing to compare against.
+    NotSummarized,
+    /// The records differ from what the last write left: rolled back, deleted, put back or
+    /// copied in outside the store.
+    Changed(Vec<Finding>),
 }
 
 /// The outcome of [`EncryptedStore::rotate`].
@@ -148,7 +176,7 @@ impl<B: Backend> EncryptedStore<B> {
                     reason: "a store holds at most 4 passphrase slots",
                 });
             }
-            added = header.slots.iter().map(|s| s.id).max().unwrap_or(0) + 1;
+            added = super::next_id(header.slots.iter().map(|s| s.id))?;
             header.slots.push(credential.new_slot(
                 added,
                 &self.store_id,
@@ -172,7 +200,7 @@ impl<B: Backend> EncryptedStore<B> {
     /// errors.
     pub fn remove_slot(&self, id: u32) -> Result<()> {
         #[cfg(feature = "keychain")]
-        let local_entry = LocalEntry::of_slot(&self.sync(self.backend.read_header()?)?.header, id);
+        let local_entry = LocalEntry::of_slot(&self.fresh_state()?.header, id);
         self.update_header(&mut |header| {
             if header.slots.len() == 1 {
                 return Err(Error::Refused {
@@ -201,7 +229,7 @@ impl<B: Backend> EncryptedStore<B> {
     /// Keychain errors other than a missing entry; storage and integrity errors.
     #[cfg(feature = "keychain")]
     pub fn keychain_slot_here(&self) -> Result<Option<u32>> {
-        let state = self.sync(self.backend.read_header()?)?;
+        let state = self.fresh_state()?;
         Ok(LocalEntry::find(&state.header)?.map(|entry| entry.slot()))
     }
 
@@ -212,7 +240,7 @@ impl<B: Backend> EncryptedStore<B> {
     /// Keychain errors; storage and integrity errors.
     #[cfg(feature = "keychain")]
     pub fn forget_keychain_entry(&self) -> Result<bool> {
-        let state = self.sync(self.backend.read_header()?)?;
+        let state = self.fresh_state()?;
         match LocalEntry::find(&state.header)? {
             Some(entry) => entry.delete().map(|()| true),
             None => Ok(false),
@@ -224,7 +252,7 @@ impl<B: Backend> EncryptedStore<B> {
     /// # Errors
     /// Storage and integrity errors (the header is re-read).
     pub fn slots(&self) -> Result<Vec<SlotInfo>> {
-        let state = self.sync(self.backend.read_header()?)?;
+        let state = self.fresh_state()?;
         Ok(state
             .header
             .slots
@@ -242,7 +270,7 @@ impl<B: Backend> EncryptedStore<B> {
     /// # Errors
     /// Storage and integrity errors (the header is re-read).
     pub fn key_usage(&self) -> Result<KeyUsage> {
-        let state = self.sync(self.backend.read_header()?)?;
+        let state = self.fresh_state()?;
         let active = state
             .header
             .key(state.header.active_key)
@@ -286,7 +314,7 @@ impl<B: Backend> EncryptedStore<B> {
                     reason: "too many data keys",
                 });
             }
-            let id = header.keys.iter().map(|k| k.id).max().unwrap_or(0) + 1;
+            let id = super::next_id(header.keys.iter().map(|k| k.id))?;
             let key = Key::<role::Data>::random()?;
             let wrapped = self
                 .wrap_key
@@ -303,7 +331,7 @@ impl<B: Backend> EncryptedStore<B> {
 
         let mut resealed = 0;
         let key_id = loop {
-            let active = self.sync(self.backend.read_header()?)?.header.active_key;
+            let active = self.fresh_state()?.header.active_key;
             let mut stale: Vec<String> = Vec::new();
             self.backend.scan(false, &mut |r| {
                 if !record::key_id_of(r.sealed).is_ok_and(|k| k == active) {
@@ -322,8 +350,9 @@ impl<B: Backend> EncryptedStore<B> {
             }
         };
         // Drop retired keys, checking inside the transaction that no record still uses them.
+        let mut written = None;
         self.backend.transact(&mut |tx| {
-            let state = self.sync(tx.header()?)?;
+            let state = self.state_in(tx)?;
             let active = state.header.active_key;
             for r in tx.list()? {
                 if !record::key_id_of(&r.sealed).is_ok_and(|k| k == active) {
@@ -332,11 +361,13 @@ impl<B: Backend> EncryptedStore<B> {
                     });
                 }
             }
-            let mut header = state.header.clone();
-            header.keys.retain(|k| k.id == active);
-            tx.put_header(&header.write(self.header_mac_key.expose()))?;
+            let mut write = self.begin_write(tx, &state)?;
+            write.header.keys.retain(|k| k.id == active);
+            written = Some(self.finish_write(tx, &state, write)?);
             Ok(())
         })?;
+        // Loaded again rather than installed: the retired keys must go from memory too.
+        self.reload(written.expect("set by a committed step"))?;
         Ok(RotationReport {
             key_id,
             resealed,
@@ -347,12 +378,12 @@ impl<B: Backend> EncryptedStore<B> {
     /// Re-seals the records of `ids` that are not under the active key, in one transaction.
     fn reseal_batch(&self, ids: &[String]) -> Result<usize> {
         let mut done = 0;
-        let mut reservation = None;
+        let mut written = None;
         self.backend.transact(&mut |tx| {
             done = 0;
-            let state = self.sync(tx.header()?)?;
+            let state = self.state_in(tx)?;
             let active = state.header.active_key;
-            let mut pending = Vec::new();
+            let mut write = self.begin_write(tx, &state)?;
             for id in ids {
                 let Some(r) = tx.get(id)? else { continue };
                 if record::key_id_of(&r.sealed).is_ok_and(|k| k == active) {
@@ -360,18 +391,39 @@ impl<B: Backend> EncryptedStore<B> {
                 }
                 // Re-sealing is a save: the generation advances.
                 let generation = sealing::next_generation(sealing::generation_of(&r))?;
-                pending.push((self.open_with(&state, &r)?, generation));
+                let token = self.open_with(&state, &r)?;
+                write.take_seals(1)?;
+                let resealed = self.seal(&state, &token, id, self.tags_of(&token), generation)?;
+                self.put_record(tx, &mut write, resealed, Some(&r))?;
+                done += 1;
             }
-            reservation = self.take_seals(tx, &state, pending.len() as u64)?;
-            for (token, generation) in &pending {
-                let id = token.id().expect("opened records have ids");
-                tx.put(self.seal(&state, token, id, self.tags_of(token), *generation)?)?;
-            }
-            done = pending.len();
+            written = Some(self.finish_write(tx, &state, write)?);
             Ok(())
         })?;
-        self.install(reservation);
+        self.install(written.expect("set by a committed step"))?;
         Ok(done)
+    }
+
+    /// Recomputes the record-set summary from the records as they are now, in one
+    /// transaction, and returns how many it counted: how a store from an older release gets
+    /// a summary before its first write (the upgrade), and how records that
+    /// [`verify`](Self::verify) reported are accepted once dealt with (restored from a
+    /// backup, or judged harmless). Until then every later verify keeps reporting them.
+    ///
+    /// # Errors
+    /// Storage and integrity errors.
+    pub fn accept_records(&self) -> Result<u64> {
+        let mut outcome = None;
+        self.backend.transact(&mut |tx| {
+            let state = self.state_in(tx)?;
+            let mut write = self.begin_write(tx, &state)?;
+            let count = self.recount(tx, &mut write)?;
+            outcome = Some((count, self.finish_write(tx, &state, write)?));
+            Ok(())
+        })?;
+        let (count, written) = outcome.expect("set by a committed step");
+        self.install(written)?;
+        Ok(count)
     }
 
     /// Opens every record and checks its lookup tags; lists the ids that fail. The header is
@@ -380,8 +432,7 @@ impl<B: Backend> EncryptedStore<B> {
     /// # Errors
     /// Header integrity and storage errors; record failures go into the report.
     pub fn verify(&self) -> Result<VerifyReport> {
-        self.sync(self.backend.read_header()?)?;
-        let batch = self.scan_all(true)?;
+        let (state, batch) = self.scan_with_header(true)?;
         let mut checked: Vec<Option<Error>> =
             std::iter::repeat_with(|| None).take(batch.len()).collect();
         self.open_batch(&batch, &mut checked, |i, opened, slot| {
@@ -398,6 +449,22 @@ impl<B: Backend> EncryptedStore<B> {
                 Some(e) => report.failed.push((batch.id(i).to_owned(), e)),
             }
         }
+        let records = || (0..batch.len()).map(|i| (batch.id(i), batch.sealed(i)));
+        report.record_set = match &state.record_set {
+            None => RecordSetCheck::NotSummarized,
+            Some(expected) => {
+                let mut found = RecordSet::default();
+                for (id, sealed) in records() {
+                    found.add(&self.freshness, id, sealed);
+                }
+                let findings = expected.explain(&found, &self.freshness, records());
+                if findings.is_empty() {
+                    RecordSetCheck::Intact
+                } else {
+                    RecordSetCheck::Changed(findings)
+                }
+            }
+        };
         Ok(report)
     }
 }
@@ -429,7 +496,6 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        *store.reservation.lock().unwrap() = Default::default();
     }
 
     fn save(store: &EncryptedStore<MemoryBackend>, user: &str) -> Result<()> {
@@ -462,38 +528,29 @@ mod tests {
     }
 
     #[test]
-    fn seal_blocks_start_at_one_and_double_up_to_4096() {
+    fn every_seal_is_counted_and_every_write_advances_the_header() {
         let s = store();
-        save(&s, "first").unwrap();
-        assert_eq!(
-            s.key_usage().unwrap().seals_reserved,
-            1,
-            "a one-shot process reserves one seal"
-        );
-        let mut header = s.backend.read_header().unwrap();
-        let mut rewrites = 0;
-        for i in 0..6000 {
+        let writes = |s: &EncryptedStore<MemoryBackend>| {
+            let bytes = s.backend.read_header().unwrap().unwrap();
+            header::Header::read(&bytes)
+                .unwrap()
+                .freshness
+                .unwrap()
+                .writes
+        };
+        assert_eq!(writes(&s), 1, "creation is the first write");
+        for i in 0..10 {
             save(&s, &format!("u{i}")).unwrap();
-            let now = s.backend.read_header().unwrap();
-            if now != header {
-                rewrites += 1;
-                header = now;
-            }
         }
-        // Blocks 2, 4, …, 4096 cover the first 8191 seals: 12 header rewrites for 6001 saves.
-        assert_eq!(rewrites, 12);
-        assert_eq!(s.key_usage().unwrap().seals_reserved, (1 << 13) - 1);
-        // A new handle (another process) starts small again instead of taking 4096.
-        let reopened = EncryptedStore::open(
-            s.into_backend(),
-            &Credential::raw_key(RawKey::from_bytes([1; 32])),
-        )
-        .unwrap();
-        save(&reopened, "later").unwrap();
-        assert_eq!(
-            reopened.key_usage().unwrap().seals_reserved,
-            (1 << 13) - 1 + 1
-        );
+        assert_eq!(s.key_usage().unwrap().seals_reserved, 10);
+        assert_eq!(writes(&s), 11);
+        let first = s.get_tokens().unwrap()[0].id().unwrap().to_owned();
+        s.delete_token(&first).unwrap();
+        assert_eq!(writes(&s), 12);
+        // A failed write changes nothing.
+        assert!(s.delete_token("0000000000000000").is_err());
+        assert_eq!(writes(&s), 12);
+        assert_eq!(s.key_usage().unwrap().seals_reserved, 10);
     }
 
     #[test]
@@ -504,7 +561,7 @@ mod tests {
         save(&s, "a").unwrap();
         assert!(
             s.key_usage().unwrap().rotation_advised,
-            "block reservation crossed 2^31"
+            "the seal crossed 2^31"
         );
 
         set_seals(&s, SEAL_LIMIT - 2);
@@ -535,7 +592,8 @@ mod tests {
         save(&s, "a").unwrap();
         let mut bytes = s.backend.read_header().unwrap().unwrap();
         let header = crate::format::header::Header::read(&bytes).unwrap();
-        let seals_at = bytes.len() - 32 - 4 - 60 - 32 - 8;
+        // From the end: MAC, record-set box, writes, active key id, wrapped key, commitment.
+        let seals_at = bytes.len() - 32 - 76 - 8 - 4 - 60 - 32 - 8;
         assert_eq!(
             &bytes[seals_at..seals_at + 8],
             &header.keys[0].seals.to_be_bytes()

@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use super::{EncryptedStore, HeaderState, tampered};
 use crate::backend::{Backend, LookupTags, RecordRef, StoredRecord};
+use crate::crypto::AeadKey;
 use crate::format::record::{self, BODY_FIELDS, Body, OpenFailure, Sealed};
 use crate::matching::LookupField;
 use crate::store::{Error, Result, Subject};
@@ -141,6 +142,36 @@ impl<B: Backend> EncryptedStore<B> {
         Ok(batch)
     }
 
+    /// The header and every record of one committed state (verify compares them): records
+    /// scanned between two header reads that agree — every write changes the header — retried
+    /// while writers commit in between, and at last read inside a transaction, which holds
+    /// writers off for the read.
+    pub(super) fn scan_with_header(&self, with_tags: bool) -> Result<(Arc<HeaderState>, Batch)> {
+        for _ in 0..3 {
+            let seen = self.seen_writes();
+            let before = self.backend.read_header()?;
+            let batch = self.scan_all(with_tags)?;
+            let after = self.backend.read_header()?;
+            if before == after {
+                return Ok((self.sync(after, seen)?, batch));
+            }
+        }
+        let seen = self.seen_writes();
+        let mut read = None;
+        self.backend.transact(&mut |tx| {
+            let header = tx.header()?;
+            let mut batch = Batch::default();
+            for r in tx.list()? {
+                batch.push(&RecordRef::of(&r, with_tags), with_tags);
+            }
+            batch.sort_by_id();
+            read = Some((header, batch));
+            Ok(())
+        })?;
+        let (header, batch) = read.expect("set by a committed step");
+        Ok((self.sync(header, seen)?, batch))
+    }
+
     /// Opens every record of `batch` and hands record `i`'s outcome to `put` with `out[i]`
     /// (`out` is as long as the batch). A large batch is split across up to [`MAX_THREADS`]
     /// threads, each decrypting into one zeroizing buffer of its own, reused; `out` is filled
@@ -221,7 +252,7 @@ impl<B: Backend> EncryptedStore<B> {
             record::key_id_of(sealed).is_ok_and(|k| !state.data_keys.contains_key(&k))
         });
         if unknown {
-            return self.sync(self.backend.read_header()?);
+            return self.fresh_state();
         }
         Ok(state)
     }
@@ -299,10 +330,35 @@ impl<B: Backend> EncryptedStore<B> {
             .data_keys
             .get(&key_id)
             .expect("every header key is unwrapped at load");
+        let under = SealUnder {
+            store_id: &self.store_id,
+            key_id,
+            key,
+        };
+        under.seal(token, id, tags, generation)
+    }
+}
+
+/// The store and data key a record is sealed under.
+pub(super) struct SealUnder<'a> {
+    pub store_id: &'a [u8; 16],
+    pub key_id: u32,
+    pub key: &'a AeadKey,
+}
+
+impl SealUnder<'_> {
+    /// Seals `token` as record `id`, save number `generation`.
+    pub fn seal(
+        &self,
+        token: &OAuthToken,
+        id: &str,
+        tags: LookupTags,
+        generation: u64,
+    ) -> Result<StoredRecord> {
         let ad = record::associated_data(
             record::RECORD_VERSION,
-            &self.store_id,
-            key_id,
+            self.store_id,
+            self.key_id,
             generation,
             id,
         );
@@ -311,7 +367,7 @@ impl<B: Backend> EncryptedStore<B> {
         Ok(StoredRecord {
             id: id.to_owned(),
             tags,
-            sealed: record::seal(&fields, key, key_id, generation, &ad)?,
+            sealed: record::seal(&fields, self.key, self.key_id, generation, &ad)?,
         })
     }
 }

@@ -82,8 +82,11 @@ class Cursor:
 
 def parse_header(h):
     c = Cursor(h)
-    if c.take(8) != b"TKNVAULT" or c.u8() != 1:
-        raise Fail("magic or version")
+    if c.take(8) != b"TKNVAULT":
+        raise Fail("magic")
+    layout = c.u8()
+    if layout not in (1, 2):
+        raise Fail("layout version")
     store_id = c.take(16)
     if (c.u8(), c.u8()) != (1, 1):
         raise Fail("algorithms")
@@ -97,15 +100,16 @@ def parse_header(h):
     for _ in range(c.u8()):
         keys.append((c.u(">I"), c.u(">Q"), c.take(32), c.take(60)))
     active = c.u(">I")
+    summary = (c.u(">Q"), c.take(76)) if layout == 2 else None
     tag = c.take(32)
     if c.at != len(h):
         raise Fail("trailing bytes")
-    return store_id, commitment, slots, keys, active, tag
+    return store_id, commitment, slots, keys, active, tag, summary
 
 
 def unlock(v, h):
     """Returns the store key, or raises Fail('wrong-key') / Fail('tampered-header')."""
-    store_id, commitment, slots, keys, active, tag = parse_header(h)
+    store_id, commitment, slots, keys, active, tag, _ = parse_header(h)
     store_key = None
     for slot_id, kind, body in slots:
         if kind == 2 and "raw_key" in v:
@@ -182,6 +186,35 @@ def open_record(store_id, data_keys, record_id, sealed):
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
+def check_summary(v, order, h, store_key):
+    """Layout 2 (SECURITY.md §3.5): the sealed count | digest | locator, recomputed."""
+    store_id, *_, summary = parse_header(h)
+    if summary is None:
+        return
+    writes, sealed = summary
+    root = hkdf(None, store_key, b"tokenvault record set box v1")
+    box_key = hkdf(struct.pack(">Q", writes), root, b"tokenvault record set box key")
+    ad = lp(b"tokenvault record set", store_id, struct.pack(">Q", writes))
+    plain = AESGCM(box_key).decrypt(sealed[:12], sealed[12:], ad)
+    k_f = hkdf(None, store_key, b"tokenvault record set element v1")
+    k_g = hkdf(None, store_key, b"tokenvault record set locator v1")
+    count = digest = locator = 0
+    for name in order:
+        if not name.startswith("record.") or name.endswith(".tags"):
+            continue
+        rid, rec = name[len("record.") :], bytes.fromhex(v[name])
+        count += 1
+        digest += int.from_bytes(mac(k_f, lp(rid.encode(), rec)), "big")
+        g = int.from_bytes(mac(k_g, rid.encode())[:8], "big") | 1
+        generation = struct.unpack(">Q", rec[5:13])[0] if rec[0] == 2 else 0
+        locator += g * generation
+    want = struct.pack(">Q", count) + (digest % 2**256).to_bytes(32, "big") + struct.pack(
+        ">Q", locator % 2**64
+    )
+    if plain != want:
+        raise Fail("record-set summary differs from the records")
+
+
 def check(path):
     v, order = parse(path)
     expect = v["expect"]
@@ -194,6 +227,8 @@ def check(path):
         raise
     if expect in ("wrong-key", "tampered-header"):
         raise Fail(f"expected {expect}, but the header unlocked")
+    if expect == "ok":
+        check_summary(v, order, h, store_key)
     k_idx = hkdf(None, store_key, b"tokenvault index v1")
     tampered = set(v.get("tampered", "").split())
     for name in order:
