@@ -273,8 +273,8 @@ pub enum Error {
         found: u64,
     },
 
-    /// The rollback witness could not be read or written (the store is not opened, or the
-    /// write is committed but not witnessed).
+    /// The rollback witness could not be read: the store is not opened (a witness that
+    /// cannot be written after a commit is logged instead: the write happened).
     #[error("the rollback witness failed: {reason}")]
     Witness {
         /// What failed.

@@ -195,27 +195,29 @@ impl<B: Backend> EncryptedStore<B> {
     ///
     /// # Errors
     /// As [`open`](Self::open); [`Error::RolledBack`] for an older copy of the store;
-    /// [`Error::Witness`] if the witness cannot be read or written.
+    /// [`Error::Witness`] if the witness cannot be read (one that cannot be written after a
+    /// commit is logged: the write happened).
     pub fn open_witnessed(
         backend: B,
         credential: &Credential,
         witness: Box<dyn Witness>,
     ) -> Result<Self> {
-        // The witness is read before the header that is checked against it, so a counter
-        // another process recorded meanwhile is one that header already has.
-        let first = Header::read(&backend.read_header()?.ok_or(Error::NoStore)?)?;
-        let seen = witness::latest(&*witness, &first.store_id)?;
         let bytes = backend.read_header()?.ok_or(Error::NoStore)?;
-        let header = Header::read(&bytes)?;
-        let (slot_id, store_key) = credential.open(&header)?;
+        let (slot_id, store_key) = credential.open(&Header::read(&bytes)?)?;
         let store = Self::unlocked(backend, store_key, slot_id, bytes, Some(witness))?;
-        let found = witness::writes_of(&store.state().header);
+        // The store id is authenticated now. The witness is read before the header it is
+        // checked against, so a counter another process recorded meanwhile is one that
+        // header already has.
+        let seen = match &store.witness {
+            Some(w) => witness::latest(&**w, &store.store_id)?,
+            None => None,
+        };
+        let state = store.fresh_state()?;
+        let found = witness::writes_of(&state.header);
         match seen {
-            Some(seen) if header.store_id == first.store_id && seen > found => {
-                Err(Error::RolledBack { seen, found })
-            }
+            Some(seen) if seen > found => Err(Error::RolledBack { seen, found }),
             _ => {
-                store.witness_saw(&store.state().header);
+                store.witness_saw(&state.header);
                 Ok(store)
             }
         }

@@ -112,7 +112,14 @@ fn every_tampering_is_named(make: &dyn Fn() -> Box<dyn Backend>) {
             latest: 2
         }]
     );
-    assert_eq!(s.store.accept_records().unwrap(), 4);
+    let checked = s.store.verify().unwrap();
+    save(&s.store, token("eve", "e1"));
+    assert!(
+        matches!(s.store.accept_records(&checked), Err(Error::Refused { .. })),
+        "a write after the verify: what would be accepted is not what was seen"
+    );
+    let checked = s.store.verify().unwrap();
+    assert_eq!(s.store.accept_records(&checked).unwrap(), 5);
     assert_eq!(findings(&s.store), (vec![], vec![]));
 
     // Deleted outside the store.
@@ -471,4 +478,72 @@ fn rekey_refuses_no_credential_and_changes_nothing() {
         (backend.read_header().unwrap(), backend.list().unwrap()),
         before
     );
+}
+
+#[test]
+fn an_open_handle_refuses_a_header_that_went_back() {
+    let backend = Arc::new(MemoryBackend::new());
+    let store = EncryptedStore::create(backend.clone(), &raw(1)).unwrap();
+    save(&store, token("ann", "a1"));
+    let older = backend.read_header().unwrap().unwrap();
+    save(&store, token("bob", "b1"));
+    backend
+        .transact(&mut |tx| Ok(tx.put_header(&older)?))
+        .unwrap();
+    for (what, result) in [
+        ("save", store.save_token(&mut token("cy", "c1")).map(drop)),
+        ("verify", store.verify().map(drop)),
+        ("key_usage", store.key_usage().map(drop)),
+    ] {
+        assert!(
+            matches!(result, Err(Error::RolledBack { seen: 3, found: 2 })),
+            "{what}: {result:?}"
+        );
+    }
+}
+
+/// A witness whose reads or writes fail on demand.
+struct Flaky {
+    counter: std::sync::Mutex<Option<u64>>,
+    fail_reads: bool,
+    fail_writes: bool,
+}
+
+impl tokenvault::Witness for Flaky {
+    fn latest(&self, _: &str) -> std::io::Result<Option<u64>> {
+        if self.fail_reads {
+            return Err(std::io::Error::other("witness unreachable"));
+        }
+        Ok(*self.counter.lock().unwrap())
+    }
+    fn record(&self, _: &str, writes: u64) -> std::io::Result<()> {
+        if self.fail_writes {
+            return Err(std::io::Error::other("witness read-only"));
+        }
+        let mut c = self.counter.lock().unwrap();
+        *c = Some(c.unwrap_or(0).max(writes));
+        Ok(())
+    }
+}
+
+#[test]
+fn an_unreadable_witness_fails_the_open_and_an_unwritable_one_fails_no_write() {
+    let backend = Arc::new(MemoryBackend::new());
+    drop(EncryptedStore::create(backend.clone(), &raw(1)).unwrap());
+    let flaky = |fail_reads, fail_writes| {
+        Box::new(Flaky {
+            counter: std::sync::Mutex::new(None),
+            fail_reads,
+            fail_writes,
+        })
+    };
+    match EncryptedStore::open_witnessed(backend.clone(), &raw(1), flaky(true, false)) {
+        Err(Error::Witness { reason }) => assert!(reason.contains("unreachable")),
+        other => panic!("{:?}", other.map(drop)),
+    }
+    let store = EncryptedStore::open_witnessed(backend.clone(), &raw(1), flaky(false, true))
+        .expect("a witness that cannot record does not stop the open");
+    // The write is committed; the witness's failure is logged, not returned.
+    save(&store, token("ann", "a1"));
+    assert_eq!(store.get_tokens().unwrap().len(), 1);
 }

@@ -94,7 +94,7 @@ pub fn verify(
 ) -> Result<ExitCode, CliError> {
     let report = store.verify().map_err(|e| uri.error(e))?;
     let accepted = if accept {
-        Some(store.accept_records().map_err(|e| uri.error(e))?)
+        Some(store.accept_records(&report).map_err(|e| uri.error(e))?)
     } else {
         None
     };
@@ -228,6 +228,7 @@ pub fn rekey(
                 "store_id": report.store_id,
                 "resealed": report.resealed,
                 "slots": report.slots,
+                "old_keychain_entry_kept": report.old_keychain_entry_kept,
             })
         )?;
     } else {
@@ -236,6 +237,12 @@ pub fn rekey(
             "rekeyed {uri}: new store id {}, {} record(s) re-sealed, {} key slot(s); old credentials and header copies no longer open it",
             report.store_id, report.resealed, report.slots
         )?;
+        if report.old_keychain_entry_kept {
+            writeln!(
+                out,
+                "note: the old store's OS keychain entry could not be deleted (it opens nothing current); remove it with your keychain tool"
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! Key maintenance on an open store: passphrase change, key slots, data-key rotation, verify.
 
 use super::freshness::{Finding, RecordSet};
-use super::{EncryptedStore, SEAL_LIMIT, SEAL_WARNING, sealing, tampered};
+use super::{EncryptedStore, SEAL_LIMIT, SEAL_WARNING, sealing, tampered, witness};
 use crate::backend::Backend;
 use crate::crypto::{Argon2Params, Key, role};
 use crate::format::header::{
@@ -63,6 +63,9 @@ pub struct VerifyReport {
     pub failed: Vec<(String, Error)>,
     /// Whether the records are the ones the last write left (SECURITY.md §3.5).
     pub record_set: RecordSetCheck,
+    /// The write counter of the header checked (what
+    /// [`accept_records`](EncryptedStore::accept_records) accepts).
+    writes: u64,
 }
 
 impl VerifyReport {
@@ -409,13 +412,21 @@ impl<B: Backend> EncryptedStore<B> {
     /// a summary before its first write (the upgrade), and how records that
     /// [`verify`](Self::verify) reported are accepted once dealt with (restored from a
     /// backup, or judged harmless). Until then every later verify keeps reporting them.
+    /// `checked` is the verify the caller looked at: if the store was written since, what
+    /// would be accepted is not what was seen, and nothing is done.
     ///
     /// # Errors
-    /// Storage and integrity errors.
-    pub fn accept_records(&self) -> Result<u64> {
+    /// [`Error::Refused`] if the store was written since `checked`; storage and integrity
+    /// errors.
+    pub fn accept_records(&self, checked: &VerifyReport) -> Result<u64> {
         let mut outcome = None;
         self.backend.transact(&mut |tx| {
             let state = self.state_in(tx)?;
+            if witness::writes_of(&state.header) != checked.writes {
+                return Err(Error::Refused {
+                    reason: "the store was written since that verify; verify again",
+                });
+            }
             let mut write = self.begin_write(tx, &state)?;
             let count = self.recount(tx, &mut write)?;
             outcome = Some((count, self.finish_write(tx, &state, write)?));
@@ -442,7 +453,10 @@ impl<B: Backend> EncryptedStore<B> {
                 Err(e) => Some(e),
             };
         })?;
-        let mut report = VerifyReport::default();
+        let mut report = VerifyReport {
+            writes: witness::writes_of(&state.header),
+            ..VerifyReport::default()
+        };
         for (i, failure) in checked.into_iter().enumerate() {
             match failure {
                 None => report.ok += 1,

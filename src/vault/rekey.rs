@@ -105,6 +105,7 @@ impl<B: Backend> EncryptedStore<B> {
         let mac_key: Key<role::Data> = store_key.derive(label::HEADER_MAC);
 
         let mut written = None;
+        let mut attempted = 0;
         let result = self.backend.transact(&mut |tx| {
             let state = self.state_in(tx)?;
             // A key id no old header has: a handle opened before meets a key it does not know
@@ -151,25 +152,27 @@ impl<B: Backend> EncryptedStore<B> {
                 record_set: set.seal(&freshness, &store_id, writes)?,
             });
             let bytes = header.write(mac_key.expose());
+            attempted = total;
             tx.put_header(&bytes)?;
             written = Some((bytes, total, Some(state.header.clone())));
             Ok(())
         });
         if let Err(e) = result {
             // A commit whose outcome the server could not confirm may have happened: then the
-            // new slots are the only way in, and must be kept.
-            let committed = self
-                .backend
-                .read_header()
-                .ok()
-                .flatten()
-                .and_then(|bytes| Header::read(&bytes).ok())
-                .is_some_and(|h| h.store_id == store_id);
-            if !committed {
-                discard();
-                return Err(e);
+            // new slots are the only way in, and must be kept. Only a header read back that
+            // is not the new one says the rekey did not happen.
+            match self.backend.read_header() {
+                Ok(Some(bytes)) if Header::read(&bytes).is_ok_and(|h| h.store_id == store_id) => {
+                    written = Some((bytes, attempted, None));
+                }
+                Ok(_) => {
+                    discard();
+                    return Err(e);
+                }
+                // Unknown: a new keychain entry stays (the store may need it); the old or the
+                // new credential opens the store, whichever the outcome was.
+                Err(_) => return Err(e),
             }
-            written = Some((self.backend.read_header()?.ok_or(Error::NoStore)?, 0, None));
         }
         let (bytes, resealed, old_header) = written.expect("set by a committed step");
         // Committed: what follows only tidies up, and never fails the rekey.
@@ -194,6 +197,7 @@ impl<B: Backend> EncryptedStore<B> {
             backend, witness, ..
         } = self;
         let store = Self::unlocked(backend, store_key, 1, bytes, witness)?;
+        store.witness_saw(&store.state().header);
         Ok((
             store,
             RekeyReport {
