@@ -15,11 +15,11 @@
 //! generalised birthday attack on AdHash, 2002); sealed, it is an incremental MAC
 //! (Bellare, Goldreich and Goldwasser, 1994) over the record set.
 
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::crypto::{
-    AeadKey, Key, NONCE_LEN, TAG_LEN, hmac_sha256, length_prefixed, random_array, role,
-};
+use crate::crypto::{AeadKey, Key, NONCE_LEN, TAG_LEN, length_prefixed, random_array, role};
 use crate::format::header::RECORD_SET_BOX_LEN;
 use crate::format::record::Sealed;
 use crate::store::{Error, Result, Subject};
@@ -34,8 +34,10 @@ const LOCATABLE: u64 = 1 << 40;
 
 /// The keys of the summary, derived from the store key.
 pub(crate) struct FreshnessKeys {
-    element: Key<role::Data>,
-    locator: Key<role::Data>,
+    /// F's and G's keys as keyed HMAC states (as the blind index keeps its own), so that a
+    /// save's four HMACs cost only their message blocks.
+    element: Hmac<Sha256>,
+    locator: Hmac<Sha256>,
     /// The root of the per-write keys that seal the summary.
     seal_root: Key<role::Data>,
 }
@@ -43,8 +45,8 @@ pub(crate) struct FreshnessKeys {
 impl FreshnessKeys {
     pub fn new(store_key: &Key<role::Store>) -> Self {
         Self {
-            element: store_key.derive(ELEMENT_LABEL),
-            locator: store_key.derive(LOCATOR_LABEL),
+            element: keyed_mac(&store_key.derive(ELEMENT_LABEL)),
+            locator: keyed_mac(&store_key.derive(LOCATOR_LABEL)),
             seal_root: store_key.derive(BOX_LABEL),
         }
     }
@@ -59,10 +61,15 @@ impl FreshnessKeys {
 
     /// F(id, sealed), as four 64-bit limbs, least significant first.
     fn element(&self, id: &str, sealed: &[u8]) -> [u64; 4] {
-        let mac = hmac_sha256(
-            self.element.expose(),
-            &[&length_prefixed(&[id.as_bytes(), sealed])],
-        );
+        // lp[id, sealed], fed part by part rather than copied into one buffer.
+        let mut mac = self.element.clone();
+        for part in [id.as_bytes(), sealed] {
+            // A length past u32 cannot come from a bounded record; saturate, never panic.
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            mac.update(&len.to_be_bytes());
+            mac.update(part);
+        }
+        let mac: [u8; 32] = mac.finalize().into_bytes().into();
         let mut limbs = [0u64; 4];
         for (i, limb) in limbs.iter_mut().enumerate() {
             let at = 32 - 8 * (i + 1);
@@ -73,9 +80,15 @@ impl FreshnessKeys {
 
     /// G(id): odd, so invertible mod 2^64.
     fn weight(&self, id: &str) -> u64 {
-        let mac = hmac_sha256(self.locator.expose(), &[id.as_bytes()]);
+        let mut mac = self.locator.clone();
+        mac.update(id.as_bytes());
+        let mac: [u8; 32] = mac.finalize().into_bytes().into();
         u64::from_be_bytes(mac[..8].try_into().expect("8 bytes")) | 1
     }
+}
+
+fn keyed_mac(key: &Key<role::Data>) -> Hmac<Sha256> {
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose()).expect("HMAC takes any key length")
 }
 
 /// The summary of a record set (see the module docs). Kept secret (sealed in the header), so
