@@ -71,9 +71,10 @@ pub use token::{
 #[cfg(feature = "oauth")]
 pub use vault::{AccessOptions, FindBy, Fresh};
 pub use vault::{
-    CopyReport, DEFAULT_REFRESH_SKEW, EncryptedStore, Finding, KeySlotKind, KeyUsage,
-    RecordSetCheck, RefreshError, RekeyReport, RotationReport, Saved, SlotInfo, StateFileWitness,
-    StoreInfo, StoreOptions, VerifyReport, Witness, inspect,
+    AuditEntry, AuditMode, AuditOutcome, AuditProblem, AuditTrail, CopyReport,
+    DEFAULT_REFRESH_SKEW, EncryptedStore, Finding, KeySlotKind, KeyUsage, RecordSetCheck,
+    RefreshError, RekeyReport, RotationReport, Saved, SlotInfo, StateFileWitness, StoreInfo,
+    StoreOptions, VerifyReport, Witness, inspect,
 };
 
 /// The README's examples, compiled and run as doctests (they use the `oauth` feature).

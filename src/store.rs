@@ -83,6 +83,8 @@ pub enum Subject {
     DataKey(u32),
     /// A sealed record, by record id.
     Record(String),
+    /// The store's audit log (`tokenvault audit verify` names the entries).
+    AuditLog,
 }
 
 impl fmt::Display for Subject {
@@ -92,6 +94,7 @@ impl fmt::Display for Subject {
             Subject::KeySlot(id) => write!(f, "key slot {id}"),
             Subject::DataKey(id) => write!(f, "data key {id}"),
             Subject::Record(id) => write!(f, "record {id:?}"),
+            Subject::AuditLog => f.write_str("the audit log"),
         }
     }
 }
@@ -302,6 +305,47 @@ pub enum Error {
     /// The storage backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+}
+
+impl Error {
+    /// A short, stable name for the error's class (`wrong_key`, `tampered`, `not_found`, …):
+    /// what the audit trail records of a failure, since an error's message may name more
+    /// than a log should keep. Storage errors are `backend_` and their kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::WrongKey => "wrong_key",
+            Error::NoMatchingSlot { .. } => "no_matching_slot",
+            Error::Tampered { .. } => "tampered",
+            Error::UnknownKey { .. } => "unknown_key",
+            Error::NotFound { .. } => "not_found",
+            Error::NoMatch => "no_match",
+            Error::InvalidToken { .. } => "invalid_token",
+            Error::Conflict { .. } => "conflict",
+            Error::UnsupportedFormat { .. } => "unsupported_format",
+            Error::KdfParamsOutOfBounds { .. } => "kdf_params_out_of_bounds",
+            Error::StoreExists => "store_exists",
+            Error::NoStore => "no_store",
+            Error::SealLimitReached { .. } => "seal_limit_reached",
+            Error::Refused { .. } => "refused",
+            Error::Keychain { .. } => "keychain",
+            Error::RolledBack { .. } => "rolled_back",
+            Error::Witness { .. } => "witness",
+            Error::Rekeyed => "rekeyed",
+            Error::Random => "random",
+            Error::Uri(_) => "uri",
+            Error::Credential(_) => "credential",
+            Error::Backend(e) => match e.kind() {
+                BackendErrorKind::Io => "backend_io",
+                BackendErrorKind::Busy => "backend_busy",
+                BackendErrorKind::Unavailable => "backend_unavailable",
+                BackendErrorKind::Corrupt => "backend_corrupt",
+                BackendErrorKind::Conflict => "backend_conflict",
+                BackendErrorKind::NotSupported => "backend_not_supported",
+                BackendErrorKind::Insecure => "backend_insecure",
+                BackendErrorKind::Other => "backend_other",
+            },
+        }
+    }
 }
 
 /// A storage failure, with a portable kind to act on and the backend's own error as source.

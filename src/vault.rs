@@ -3,6 +3,7 @@
 
 #[cfg(feature = "oauth")]
 mod access;
+mod audit;
 mod bulk;
 mod freshness;
 mod maintenance;
@@ -13,12 +14,15 @@ mod witness;
 mod writing;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use audit::op;
 use freshness::{FreshnessKeys, RecordSet};
 
 #[cfg(feature = "oauth")]
 pub use access::{AccessOptions, FindBy, Fresh};
+pub use audit::{AuditEntry, AuditMode, AuditOutcome, AuditProblem, AuditTrail};
 pub use bulk::CopyReport;
 pub use freshness::Finding;
 pub use maintenance::{KeyUsage, RecordSetCheck, RotationReport, VerifyReport, inspect};
@@ -72,9 +76,13 @@ pub struct EncryptedStore<B: Backend> {
     wrap_key: AeadKey,
     index: IndexKey,
     freshness: FreshnessKeys,
+    /// Chains the audit log's entries.
+    audit_key: Key<role::Data>,
     /// The header as last read, with its data keys unwrapped. Replaced (never mutated) when
     /// another writer changed the header; never held across a backend call.
     current: RwLock<Arc<HeaderState>>,
+    /// The cached header's audit mode code, readable without the lock: every find asks.
+    audit_mode: AtomicU8,
     opened_slot: u32,
     witness: Option<Box<dyn Witness>>,
 }
@@ -153,6 +161,7 @@ impl<B: Backend> EncryptedStore<B> {
                     1,
                 )?,
             }),
+            audit: None,
         };
         let mac_key: Key<role::Data> = store_key.derive(label::HEADER_MAC);
         let bytes = header.write(mac_key.expose());
@@ -234,8 +243,9 @@ impl<B: Backend> EncryptedStore<B> {
         let wrap_key = store_key.derive::<role::Data>(label::DATA_KEY_WRAP).aead();
         let index = IndexKey::new(&store_key);
         let freshness = FreshnessKeys::new(&store_key);
+        let audit_key = store_key.derive(audit::CHAIN_LABEL);
         let header = Header::read(&header_bytes)?;
-        let mut store = Self {
+        let store = Self {
             backend,
             store_id: header.store_id,
             store_key,
@@ -243,20 +253,19 @@ impl<B: Backend> EncryptedStore<B> {
             wrap_key,
             index,
             freshness,
+            audit_key,
             current: RwLock::new(Arc::new(HeaderState {
                 bytes: Vec::new(),
                 header,
                 data_keys: Arc::default(),
                 record_set: None,
             })),
+            audit_mode: AtomicU8::new(0),
             opened_slot,
             witness,
         };
-        let state = store.load(header_bytes)?;
-        *store
-            .current
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(state);
+        let state = Arc::new(store.load(header_bytes)?);
+        store.cache(&state);
         Ok(store)
     }
 
@@ -360,6 +369,9 @@ impl<B: Backend> EncryptedStore<B> {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         if witness::writes_of(&current.header) <= witness::writes_of(&state.header) {
             *current = state.clone();
+            // Under the lock, so that the mode always follows the cached header.
+            self.audit_mode
+                .store(state.header.audit.map_or(0, |a| a.mode), Ordering::Relaxed);
         }
     }
 
@@ -393,6 +405,12 @@ impl<B: Backend> EncryptedStore<B> {
     /// # Errors
     /// As [`TokenStore::save_token`].
     pub fn save(&self, token: &mut OAuthToken) -> Result<Saved> {
+        // A failed save leaves `token` as it was.
+        let result = self.save_unlogged(token);
+        self.log_failure(op::SAVE, token.id(), result)
+    }
+
+    fn save_unlogged(&self, token: &mut OAuthToken) -> Result<Saved> {
         // Bounded before anything is looked up or written, for every backend alike.
         token
             .check_bounds()
@@ -400,7 +418,7 @@ impl<B: Backend> EncryptedStore<B> {
         let mut outcome = None;
         self.backend.transact(&mut |tx| {
             let state = self.state_in(tx)?;
-            let mut write = self.begin_write(tx, &state)?;
+            let mut write = self.begin_write(tx, &state, op::SAVE)?;
             let mut merged = token.clone();
             let target = self.save_target(tx, &state, token)?;
             let inserted = target.is_none();
@@ -495,6 +513,57 @@ fn new_record_id(tx: &mut dyn Transaction) -> Result<String> {
 
 impl<B: Backend> TokenStore for EncryptedStore<B> {
     fn find_token(&self, query: &OAuthToken) -> Result<Option<OAuthToken>> {
+        let found = self.log_failed_read(op::FIND, None, self.find_unlogged(query))?;
+        let id = found.as_ref().and_then(|t| t.id());
+        self.log_read(op::FIND, id, found_or_not(found.is_some()), String::new)?;
+        Ok(found)
+    }
+
+    fn save_token(&self, token: &mut OAuthToken) -> Result<()> {
+        self.save(token).map(drop)
+    }
+
+    fn delete_token(&self, id: &str) -> Result<()> {
+        self.log_failure(op::DELETE, Some(id), self.delete_unlogged(id))
+    }
+
+    fn get_tokens(&self) -> Result<Vec<OAuthToken>> {
+        let tokens = self.log_failed_read(op::GET_ALL, None, self.get_tokens_unlogged())?;
+        self.log_read(op::GET_ALL, None, audit::AuditOutcome::Ok, || {
+            format!("{} record(s)", tokens.len())
+        })?;
+        Ok(tokens)
+    }
+
+    fn delete_tokens(&self) -> Result<()> {
+        self.log_failure(op::DELETE_ALL, None, self.delete_all_unlogged())
+    }
+
+    fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>> {
+        let found = self.log_failed_read(op::FIND_BY_ID, Some(id), self.find_by_id_unlogged(id))?;
+        // The id asked for is logged only if it names a record (it may be anything pasted).
+        let record = found.as_ref().map(|_| id);
+        self.log_read(
+            op::FIND_BY_ID,
+            record,
+            found_or_not(found.is_some()),
+            String::new,
+        )?;
+        Ok(found)
+    }
+}
+
+fn found_or_not(found: bool) -> audit::AuditOutcome {
+    if found {
+        audit::AuditOutcome::Ok
+    } else {
+        audit::AuditOutcome::NotFound
+    }
+}
+
+/// The six operations as they run, each logged by its `TokenStore` method above.
+impl<B: Backend> EncryptedStore<B> {
+    fn find_unlogged(&self, query: &OAuthToken) -> Result<Option<OAuthToken>> {
         for (field, value) in matching::lookups(query) {
             if let Some(record) = self.backend.find_by_tag(field, &self.tag(field, value))? {
                 let stored = self.open_found(
@@ -511,10 +580,7 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
         Ok(None)
     }
 
-    fn save_token(&self, token: &mut OAuthToken) -> Result<()> {
-        self.save(token).map(drop)
-    }
-    fn delete_token(&self, id: &str) -> Result<()> {
+    fn delete_unlogged(&self, id: &str) -> Result<()> {
         if check_record_id(id).is_err() {
             // No such record can have been saved.
             return Err(Error::NotFound { id: id.to_owned() });
@@ -525,7 +591,7 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
             let record = tx
                 .get(id)?
                 .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
-            let mut write = self.begin_write(tx, &state)?;
+            let mut write = self.begin_write(tx, &state, op::DELETE)?;
             self.delete_record(tx, &mut write, &record)?;
             written = Some(self.finish_write(tx, &state, write)?);
             Ok(())
@@ -533,7 +599,7 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
         self.install(written.expect("set by a committed step"))
     }
 
-    fn get_tokens(&self) -> Result<Vec<OAuthToken>> {
+    fn get_tokens_unlogged(&self) -> Result<Vec<OAuthToken>> {
         let batch = self.scan_all(false)?;
         let mut tokens = vec![OAuthToken::new(); batch.len()];
         // The failure of the first record (in id order) that does not open.
@@ -553,11 +619,11 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
         }
     }
 
-    fn delete_tokens(&self) -> Result<()> {
+    fn delete_all_unlogged(&self) -> Result<()> {
         let mut written = None;
         self.backend.transact(&mut |tx| {
             let state = self.state_in(tx)?;
-            let mut write = self.begin_write(tx, &state)?;
+            let mut write = self.begin_write(tx, &state, op::DELETE_ALL)?;
             self.delete_all_records(tx, &mut write)?;
             written = Some(self.finish_write(tx, &state, write)?);
             Ok(())
@@ -565,7 +631,7 @@ impl<B: Backend> TokenStore for EncryptedStore<B> {
         self.install(written.expect("set by a committed step"))
     }
 
-    fn find_token_by_id(&self, id: &str) -> Result<Option<OAuthToken>> {
+    fn find_by_id_unlogged(&self, id: &str) -> Result<Option<OAuthToken>> {
         if check_record_id(id).is_err() {
             return Ok(None); // no such record can have been saved
         }

@@ -1223,8 +1223,16 @@ fn file_refuses_foreign_files() {
     save_some(&place.create(), "file", 2);
     let good = fs::read(&place.path).unwrap();
     let mut newer = good.clone();
-    newer[8] = 2;
-    check(&newer, BackendErrorKind::NotSupported, "format version 2");
+    newer[8] = 3;
+    check(&newer, BackendErrorKind::NotSupported, "format version 3");
+    // Version 2 is version 1 with an audit section: these bytes lack it.
+    let mut audited = good.clone();
+    audited[8] = 2;
+    check(
+        &audited,
+        BackendErrorKind::Corrupt,
+        "format version 2 without its audit section",
+    );
     let mut longer = good.clone();
     longer.push(0);
     check(&longer, BackendErrorKind::Corrupt, "a trailing byte");

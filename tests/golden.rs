@@ -16,10 +16,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use tokenvault::backend::{Backend, LookupTags, MemoryBackend, StoredRecord};
+use tokenvault::backend::{AuditRow, Backend, LookupTags, MemoryBackend, StoredRecord};
 use tokenvault::{
-    Credential, EncryptedStore, Error, Finding, LookupField, OAuthToken, RawKey, RecordSetCheck,
-    Subject, Tag, TokenStore,
+    AuditMode, Credential, EncryptedStore, Error, Finding, LookupField, OAuthToken, RawKey,
+    RecordSetCheck, Subject, Tag, TokenStore,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -91,6 +91,8 @@ struct Case {
     /// Record id → the token as `serde_json::to_string(&token.expose_secrets())`.
     tokens: BTreeMap<String, String>,
     tampered: BTreeSet<String>,
+    /// The audit log's entries (`audit.<seq>` lines), by number.
+    audit: Vec<AuditRow>,
 }
 
 fn golden_dir() -> PathBuf {
@@ -180,9 +182,18 @@ fn read_case(path: &Path) -> Case {
 
     let mut records = Vec::new();
     let mut tokens = BTreeMap::new();
+    let mut audit = Vec::new();
     for k in &order {
         let Some(v) = fields.remove(k) else { continue };
-        if let Some(id) = k.strip_prefix("token.") {
+        if let Some(seq) = k.strip_prefix("audit.") {
+            let seq: u64 = seq
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}: {k}: not a number"));
+            audit.push(AuditRow {
+                seq,
+                entry: unhex(k, &v),
+            });
+        } else if let Some(id) = k.strip_prefix("token.") {
             tokens.insert(id.to_owned(), v);
         } else if let Some(rest) = k.strip_prefix("record.") {
             if rest.ends_with(".tags") {
@@ -230,6 +241,7 @@ fn read_case(path: &Path) -> Case {
         records,
         tokens,
         tampered,
+        audit,
     }
 }
 
@@ -255,6 +267,9 @@ fn render_case(case: &Case) -> String {
             out += &format!("token.{}: {json}\n", r.id);
         }
     }
+    for row in &case.audit {
+        out += &format!("audit.{}: {}\n", row.seq, hex::encode(&row.entry));
+    }
     out
 }
 
@@ -276,6 +291,9 @@ fn load(case: &Case) -> MemoryBackend {
             tx.put_header(&case.header)?;
             for r in &case.records {
                 tx.put(r.clone())?;
+            }
+            for row in &case.audit {
+                tx.audit_append(row.seq, &row.entry)?;
             }
             Ok(())
         })
@@ -352,6 +370,14 @@ fn check_case(case: &Case) {
         (_, Err(e)) => panic!("{name}: does not open: {e:?}"),
     };
 
+    // Layout 3: the log checks against the header, entry by entry, before anything is added.
+    if !case.audit.is_empty() {
+        let trail = store.audit_trail().unwrap();
+        assert!(trail.is_intact(), "{name}: {:?}", trail.problems);
+        assert_eq!(trail.entries.len(), case.audit.len(), "{name}");
+        assert_eq!(trail.expected, case.audit.len() as u64, "{name}");
+    }
+
     let tampered_records = case.expect == Expect::TamperedRecord;
     let tampered_tags = case.expect == Expect::TamperedTags;
     assert!(
@@ -403,7 +429,7 @@ fn check_case(case: &Case) {
     // verify: every record opens and its tags are the ones its values give. Golden stores
     // predate record-set summaries (header layout 1): nothing to compare against yet.
     let report = store.verify().unwrap();
-    let summarized = case.header[8] == 2;
+    let summarized = case.header[8] >= 2;
     assert_eq!(
         report.record_set,
         if summarized {
@@ -454,7 +480,11 @@ fn check_case(case: &Case) {
     // That first write upgraded the header to layout 2, summarising every record: from now
     // on a record rolled back to its golden copy is named.
     let header = backend.read_header().unwrap().unwrap();
-    assert_eq!(header[8], 2, "{name}: header layout after the first write");
+    assert_eq!(
+        header[8],
+        case.header[8].max(2),
+        "{name}: header layout after the first write"
+    );
     assert_eq!(store.verify().unwrap().record_set, RecordSetCheck::Intact);
     let updated = backend.get(first).unwrap().unwrap();
     let golden = case
@@ -662,8 +692,10 @@ mod spec {
     pub struct Header {
         /// 1 (the first releases) or 2 (with the write counter and record-set summary).
         pub layout: u8,
-        /// Layout 2: the write counter and the sealed record-set summary.
+        /// Layouts 2 and 3: the write counter and the sealed record-set summary.
         pub summary: Option<(u64, Vec<u8>)>,
+        /// Layout 3: the audit mode, the log's entry count and its last entry's MAC.
+        pub audit: Option<(u8, u64, Vec<u8>)>,
         pub store_id: Vec<u8>,
         pub commitment: Vec<u8>,
         pub slots: Vec<Slot>,
@@ -677,8 +709,8 @@ mod spec {
     pub fn parse_header(bytes: &[u8]) -> Header {
         let mut l = Layout::new(bytes);
         assert_eq!(l.take(8, "magic \"TKNVAULT\""), b"TKNVAULT");
-        let layout = l.u8("layout version = 2 (1: the first releases)");
-        assert!(layout == 1 || layout == 2, "layout version {layout}");
+        let layout = l.u8("layout version = 2 (1: the first releases; 3: with an audit trail)");
+        assert!((1..=3).contains(&layout), "layout version {layout}");
         let store_id = l.take(16, "store id").to_vec();
         assert_eq!(l.u8("AEAD algorithm = 1 (AES-256-GCM)"), 1);
         assert_eq!(l.u8("index algorithm = 1 (HMAC-SHA256)"), 1);
@@ -736,7 +768,7 @@ mod spec {
             });
         }
         let active = l.u32("active key id");
-        let summary = (layout == 2).then(|| {
+        let summary = (layout >= 2).then(|| {
             (
                 l.u64("write counter"),
                 l.take(
@@ -746,11 +778,19 @@ mod spec {
                 .to_vec(),
             )
         });
+        let audit = (layout == 3).then(|| {
+            (
+                l.u8("audit mode (0 off, 1 changes, 2 all)"),
+                l.u64("audit entries"),
+                l.take(32, "audit head: the last entry's MAC").to_vec(),
+            )
+        });
         let mac = l.take(32, "header MAC").to_vec();
         assert_eq!(l.at, bytes.len(), "trailing bytes");
         Header {
             layout,
             summary,
+            audit,
             store_id,
             commitment,
             slots,
@@ -921,7 +961,7 @@ fn golden_bytes_follow_the_documented_format() {
             }
         }
         // Layout 2: the record-set summary (§3.5), recomputed from the records.
-        assert_eq!(h.summary.is_some(), h.layout == 2, "{name}");
+        assert_eq!(h.summary.is_some(), h.layout >= 2, "{name}");
         if let Some((writes, sealed)) = &h.summary {
             // One key per write: HKDF of the box root with the write counter as salt.
             let box_root = spec::hkdf(None, &store_key, b"tokenvault record set box v1");
@@ -957,6 +997,51 @@ fn golden_bytes_follow_the_documented_format() {
             want.extend_from_slice(&locator.to_be_bytes());
             assert_eq!(summary, want, "{name}: count | digest | locator");
             summarized += 1;
+        }
+        // Layout 3: the audit log (§3.7), each entry's MAC chained to the one before, the last
+        // one's and the count in the header.
+        assert_eq!(h.audit.is_some(), !case.audit.is_empty(), "{name}");
+        if let Some((mode, entries, head)) = &h.audit {
+            assert!(*mode <= 2, "{name}: audit mode");
+            let k_audit = spec::hkdf(None, &store_key, b"tokenvault audit chain v1");
+            let mut previous = [0u8; 32];
+            for (n, row) in (1u64..).zip(&case.audit) {
+                assert_eq!(row.seq, n, "{name}: audit entries numbered from 1");
+                let mut e = spec::Layout::new(&row.entry);
+                assert_eq!(e.u8("entry version"), 1);
+                assert_eq!(e.u64("seq"), n, "{name}: entry {n} carries its number");
+                e.u64("time, ms since the Unix epoch");
+                assert!(e.u8("outcome") <= 2);
+                let op_len = usize::from(e.u8("operation length"));
+                let op = std::str::from_utf8(e.take(op_len, "operation")).unwrap();
+                assert!(
+                    !op.is_empty() && op.is_ascii(),
+                    "{name}: entry {n} operation"
+                );
+                let record_len = usize::from(e.u16("record id length"));
+                e.take(record_len, "record id");
+                for what in ["OS user", "host"] {
+                    let len = usize::from(e.u8(what));
+                    e.take(len, what);
+                }
+                let detail_len = usize::from(e.u16("detail length"));
+                e.take(detail_len, "detail");
+                let body = &row.entry[..e.at];
+                let mac = e.take(32, "entry MAC");
+                assert_eq!(e.at, row.entry.len(), "{name}: entry {n}: trailing bytes");
+                let want = spec::hmac(
+                    &k_audit,
+                    &[b"tokenvault audit entry", &h.store_id, &previous, body],
+                );
+                assert_eq!(mac, want, "{name}: entry {n}'s MAC");
+                previous = want;
+            }
+            assert_eq!(
+                *entries,
+                case.audit.len() as u64,
+                "{name}: the header's count"
+            );
+            assert_eq!(head, &previous, "{name}: the header's head");
         }
         checked += 1;
     }
@@ -1106,6 +1191,7 @@ fn make_store(name: &str, key: CaseKey, tokens: Vec<OAuthToken>, comments: Vec<S
         records: backend.list().unwrap(),
         tokens: BTreeMap::new(),
         tampered: BTreeSet::new(),
+        audit: Vec::new(),
     };
     for id in &ids {
         let token = store.find_token_by_id(id).unwrap().unwrap();
@@ -1137,6 +1223,58 @@ fn generate_golden_header_v2() {
         ],
     );
     assert_eq!(case.header[8], 2);
+    std::fs::write(golden_dir().join(file), render_case(&case)).unwrap();
+}
+
+#[test]
+#[ignore = "wrote the header-layout-3 golden file once; the committed file is the truth"]
+fn generate_golden_header_v3() {
+    let file = "h3-audit-store.txt";
+    assert!(
+        !golden_dir().join(file).exists(),
+        "{file} exists: it must not be regenerated"
+    );
+    let backend = MemoryBackend::new();
+    let key = CaseKey::Raw(golden_raw_key());
+    let store = EncryptedStore::create(&backend, &key.credential()).unwrap();
+    store.set_audit_mode(AuditMode::All).unwrap();
+    let mut ids = Vec::new();
+    for mut token in [full_token(), minimal_token(), escapes_token()] {
+        store.save_token(&mut token).unwrap();
+        ids.push(token.id().unwrap().to_owned());
+    }
+    store.delete_token(&ids[2]).unwrap();
+    let mut case = Case {
+        name: file.to_owned(),
+        comments: vec![
+            "made once by tests/golden.rs generate_golden_header_v3 (tokenvault 0.1.0, header \
+             layout 3, record version 2); never regenerated"
+                .to_owned(),
+            "raw-key store (raw key = bytes 00..1f) with its audit trail on (mode all, SECURITY.md \
+             §3.7): audit_on, three saves, a delete, then a find_by_id of each remaining record"
+                .to_owned(),
+        ],
+        expect: Expect::Ok,
+        key,
+        header: Vec::new(),
+        records: backend.list().unwrap(),
+        tokens: BTreeMap::new(),
+        tampered: BTreeSet::new(),
+        audit: Vec::new(),
+    };
+    for id in &ids[..2] {
+        let token = store.find_token_by_id(id).unwrap().unwrap();
+        case.tokens.insert(id.clone(), json(&token));
+    }
+    case.header = backend.read_header().unwrap().unwrap();
+    backend
+        .transact(&mut |tx| {
+            case.audit = tx.audit_read(0)?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(case.header[8], 3);
+    assert_eq!(case.audit.len(), 7);
     std::fs::write(golden_dir().join(file), render_case(&case)).unwrap();
 }
 

@@ -191,6 +191,16 @@ pub enum Command {
         new_passphrase_file: Option<PathBuf>,
     },
 
+    /// The store's audit trail: an HMAC-chained log of every change (and, with --reads, every
+    /// read), written in the same transaction as the change; off until turned on.
+    #[command(
+        after_help = "Examples:\n  tokenvault audit on\n  tokenvault audit on --reads\n  tokenvault audit show --last 20\n  tokenvault audit verify\n  tokenvault audit show --json > audit.json && tokenvault audit reset --yes"
+    )]
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+
     /// Print a valid access token (and nothing else), refreshing it first through the OAuth
     /// refresh grant if it expires within --skew; concurrent callers refresh only once.
     #[command(
@@ -262,6 +272,38 @@ pub enum SlotAction {
     Remove {
         /// The slot id (see `slots list`).
         id: u32,
+    },
+}
+
+/// Audit trail actions.
+#[derive(Subcommand, Debug)]
+pub enum AuditAction {
+    /// Start logging every change (saves, deletes, key and slot changes, failed attempts).
+    /// Releases before this one refuse to open the store from then on.
+    On {
+        /// Log every read of a record too (each read then costs a write transaction).
+        #[arg(long)]
+        reads: bool,
+    },
+    /// Stop logging (the log is kept, and still verified).
+    Off,
+    /// Print the log's entries, oldest first, then what its check found; exit 1 if the log
+    /// was tampered with.
+    Show {
+        /// Only the last N entries.
+        #[arg(long, value_name = "N")]
+        last: Option<usize>,
+    },
+    /// Check the log against the store's header: every entry there, in order, unaltered,
+    /// nothing cut from its end; name what is wrong and exit 1 if anything is.
+    Verify,
+    /// Delete every entry and start the log again (its first entry says how many there
+    /// were): the way out of a log that blocks writes or a rekey. Save `audit show --json`
+    /// first: what is deleted is evidence.
+    Reset {
+        /// Confirm: the log's entries are lost.
+        #[arg(long)]
+        yes: bool,
     },
 }
 

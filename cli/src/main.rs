@@ -1,5 +1,6 @@
 //! `tokenvault`: the command-line tool. Parses, calls the library, prints; nothing else.
 
+mod audit;
 mod cli;
 mod keys;
 mod oauth;
@@ -148,6 +149,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             skew,
             timeout,
         ),
+        Command::Audit { action } => audit::run(&unlock.open(&uri)?, &uri, action, json),
         Command::Slots { action } => keys::slots(&unlock.open(&uri)?, &uri, action, json),
         Command::Destroy { yes } => keys::destroy(&uri, yes),
     }

@@ -8,6 +8,8 @@
 //! (`init --key env`) for speed; the passphrase ones run the default Argon2id.
 //! The prompt tests drive a pseudo-terminal (`tests/cli/pty.rs`).
 
+#[path = "cli/audit.rs"]
+mod audit;
 #[path = "cli/hardening.rs"]
 mod hardening;
 #[path = "cli/import_hardening.rs"]

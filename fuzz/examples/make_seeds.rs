@@ -13,8 +13,11 @@ use std::path::{Path, PathBuf};
 
 use tokenvault::backend::{Backend, FileBackend, MemoryBackend};
 use tokenvault::import::{json, zoho_csv};
-use tokenvault::{Argon2Params, Credential, EncryptedStore, OAuthToken, TokenStore};
-use tokenvault_fuzz::{SEED_USER, credential, decode_record, encode_record, memory_backend};
+use tokenvault::{Argon2Params, AuditMode, Credential, EncryptedStore, OAuthToken, TokenStore};
+use tokenvault_fuzz::{
+    SEED_USER, credential, decode_audit_rows, decode_record, encode_audit_rows, encode_record,
+    memory_backend,
+};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -84,13 +87,46 @@ fn main() {
         &store.backend().read_header().unwrap().unwrap(),
     );
 
+    // audit_log: a store with its audit trail on; its header is the target's fixture and its
+    // log the seed (whole, and without its last entry).
+    let audited = EncryptedStore::create(MemoryBackend::new(), &credential()).unwrap();
+    audited.set_audit_mode(AuditMode::All).unwrap();
+    save_all(&audited);
+    audited.find_token_by_id("bob-1").unwrap();
+    let mut rows = Vec::new();
+    audited
+        .backend()
+        .transact(&mut |tx| {
+            rows = tx.audit_read(0)?;
+            Ok(())
+        })
+        .unwrap();
+    write(
+        "fixtures/audit.header",
+        &audited.backend().read_header().unwrap().unwrap(),
+    );
+    let input = encode_audit_rows(&rows);
+    assert_eq!(decode_audit_rows(&input), rows);
+    write("seeds/audit_log/whole.bin", &input);
+    write(
+        "seeds/audit_log/tail-cut.bin",
+        &encode_audit_rows(&rows[..rows.len() - 1]),
+    );
+
     // file_store: a real file store with two records, and one just created (no records).
     let dir = std::env::temp_dir().join(format!("tokenvault-make-seeds-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
-    for (name, save) in [("two-records.tv", true), ("empty.tv", false)] {
+    for (name, save, audit) in [
+        ("two-records.tv", true, false),
+        ("empty.tv", false, false),
+        ("audited.tv", true, true),
+    ] {
         let path = dir.join(name);
         let store =
             EncryptedStore::create(FileBackend::open(&path).unwrap(), &credential()).unwrap();
+        if audit {
+            store.set_audit_mode(AuditMode::Changes).unwrap();
+        }
         if save {
             save_all(&store);
         }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 
-use tokenvault::backend::{Backend, LookupTags, MemoryBackend, StoredRecord};
+use tokenvault::backend::{AuditRow, Backend, LookupTags, MemoryBackend, StoredRecord};
 use tokenvault::{Credential, EncryptedStore, RawKey, Tag};
 
 /// The raw key of the store in `fixtures/store.header`, and of every store the targets open.
@@ -148,4 +148,35 @@ pub fn check_import(rows: Vec<tokenvault::import::Row>) -> Vec<tokenvault::OAuth
         "rows read vs rows inserted, updated or refused"
     );
     stored
+}
+
+/// Decodes an `audit_log` input: audit-log rows, each `seq (8, big-endian) | length (2) |
+/// entry bytes`, until the input ends (a short last row is dropped).
+pub fn decode_audit_rows(mut data: &[u8]) -> Vec<AuditRow> {
+    let mut rows = Vec::new();
+    while data.len() >= 10 {
+        let seq = u64::from_be_bytes(data[..8].try_into().expect("8 bytes"));
+        let len = usize::from(u16::from_be_bytes([data[8], data[9]]));
+        let Some(entry) = data.get(10..10 + len) else {
+            break;
+        };
+        rows.push(AuditRow {
+            seq,
+            entry: entry.to_vec(),
+        });
+        data = &data[10 + len..];
+    }
+    rows
+}
+
+/// The `audit_log` input that [`decode_audit_rows`] turns back into `rows`.
+pub fn encode_audit_rows(rows: &[AuditRow]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for row in rows {
+        out.extend_from_slice(&row.seq.to_be_bytes());
+        let len = u16::try_from(row.entry.len()).expect("a seed entry under 64 KiB");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&row.entry);
+    }
+    out
 }

@@ -1,13 +1,17 @@
 //! File backend: the whole store in one file, rewritten atomically on every write.
 //!
 //! ```text
-//! magic "TKNVFILE" (8) | format version (1) = 1 | write id (16, random per write)
+//! magic "TKNVFILE" (8) | format version (1) = 1 or 2 | write id (16, random per write)
 //! header length (4) | header
 //! record count (4) then per record, by id:
 //!     id length (2) | id (UTF-8) | tag mask (1: bit i = LookupField::ALL[i] present) | tags (32 each)
 //!     sealed length (4) | sealed
+//! version 2 only: audit entry count (4) then per entry, by number:
+//!     seq (8) | entry length (4) | entry
 //! ```
-//! Integers are big-endian; the parse accepts exactly this and nothing after it. There is
+//! Integers are big-endian; the parse accepts exactly this and nothing after it. Version 2 is
+//! written only while the audit log has entries, so a store without one stays readable by the
+//! builds that knew version 1 only. There is
 //! deliberately no whole-file checksum: a damaged record must fail alone, naming itself
 //! through its AEAD tag, and leave the others readable; the header MAC covers the header.
 //!
@@ -34,7 +38,9 @@ use crate::format::Reader;
 use crate::store::{BackendError, BackendErrorKind, Result};
 
 const MAGIC: &[u8; 8] = b"TKNVFILE";
+/// The format without an audit log, and the one with it.
 const VERSION: u8 = 1;
+const VERSION_AUDIT: u8 = 2;
 const PREFIX_LEN: usize = MAGIC.len() + 1 + 16;
 
 /// A store kept in one file.
@@ -201,10 +207,16 @@ fn encode(state: &State, write_id: &[u8; 16]) -> Result<Vec<u8>, BackendError> {
             .records
             .values()
             .map(|r| 2 + r.id.len() + 1 + 4 * 32 + 4 + r.sealed.len())
-            .sum::<usize>();
+            .sum::<usize>()
+        + 4
+        + state.audit.values().map(|e| 12 + e.len()).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(MAGIC);
-    out.push(VERSION);
+    out.push(if state.audit.is_empty() {
+        VERSION
+    } else {
+        VERSION_AUDIT
+    });
     out.extend_from_slice(write_id);
     let header_len = u32::try_from(header.len()).map_err(|_| too_big("a 4 GiB header"))?;
     out.extend_from_slice(&header_len.to_be_bytes());
@@ -228,6 +240,16 @@ fn encode(state: &State, write_id: &[u8; 16]) -> Result<Vec<u8>, BackendError> {
         out.extend_from_slice(&sealed_len.to_be_bytes());
         out.extend_from_slice(&record.sealed);
     }
+    if !state.audit.is_empty() {
+        let count = u32::try_from(state.audit.len()).map_err(|_| too_big("2^32 audit entries"))?;
+        out.extend_from_slice(&count.to_be_bytes());
+        for (seq, entry) in &state.audit {
+            let len = u32::try_from(entry.len()).map_err(|_| too_big("a 4 GiB audit entry"))?;
+            out.extend_from_slice(&seq.to_be_bytes());
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(entry);
+        }
+    }
     Ok(out)
 }
 
@@ -238,7 +260,7 @@ fn decode(bytes: &[u8]) -> Result<State, BackendError> {
         return Err(corrupt("bad magic"));
     }
     let version = r.u8().map_err(bad)?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_AUDIT {
         return Err(BackendError::new(
             BackendErrorKind::NotSupported,
             format!("file store format version {version} is not supported by this build"),
@@ -278,6 +300,18 @@ fn decode(bytes: &[u8]) -> Result<State, BackendError> {
             .insert(record)
             .map_err(|_| corrupt("duplicate lookup tag"))?;
     }
+    if version == VERSION_AUDIT {
+        // Entries out of order or numbered twice (written by no build) do not make the store
+        // unopenable: the first of a number is kept, and the vault's check of the log names
+        // whatever no longer fits.
+        let count = r.u32().map_err(bad)?;
+        for _ in 0..count {
+            let seq = r.u64().map_err(bad)?;
+            let len = r.u32().map_err(bad)? as usize;
+            let entry = r.take(len).map_err(bad)?;
+            state.audit.entry(seq).or_insert_with(|| entry.to_vec());
+        }
+    }
     r.finish().map_err(bad)?;
     Ok(state)
 }
@@ -309,6 +343,10 @@ impl Backend for FileBackend {
         visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
     ) -> Result<(), BackendError> {
         self.read(|s| s.scan(with_tags, visit))
+    }
+
+    fn prepare_audit(&self) -> Result<(), BackendError> {
+        Ok(())
     }
 
     fn lock(
@@ -369,5 +407,27 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(decode(&longer).is_err(), "trailing byte");
+    }
+
+    #[test]
+    fn the_audit_log_makes_version_2_and_round_trips() {
+        let mut state = State::default();
+        state.header = Some(vec![1, 2, 3]);
+        assert_eq!(encode(&state, &[5; 16]).unwrap()[8], VERSION);
+        state.audit.insert(1, vec![0, 1, 2]);
+        state.audit.insert(2, vec![0xff; 300]);
+        let bytes = encode(&state, &[5; 16]).unwrap();
+        assert_eq!(bytes[8], VERSION_AUDIT);
+        assert_eq!(decode(&bytes).unwrap().audit, state.audit);
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "truncated to {len}");
+        }
+        // A number given twice (the second entry renumbered 1) keeps the first entry: the
+        // store still opens, and the vault's check names the missing entry.
+        let second = bytes.len() - (8 + 4 + 300);
+        let mut twice = bytes.clone();
+        twice[second..second + 8].copy_from_slice(&1u64.to_be_bytes());
+        let audit = decode(&twice).unwrap().audit;
+        assert_eq!(audit.into_iter().collect::<Vec<_>>(), [(1, vec![0, 1, 2])]);
     }
 }

@@ -1,10 +1,10 @@
 //! In-memory backend: for tests and short-lived processes. Nothing survives the process.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Backend, HeldLock, LookupField, RecordRef, StoredRecord, Tag, Transaction};
+use super::{AuditRow, Backend, HeldLock, LookupField, RecordRef, StoredRecord, Tag, Transaction};
 use crate::store::{BackendError, BackendErrorKind, Result};
 
 /// Keeps sealed records in a map behind one mutex; a transaction holds the mutex throughout
@@ -48,6 +48,8 @@ pub(super) struct State {
     /// comparisons that each miss the cache; `sorted()` gives the by-id order when needed.
     pub(super) records: HashMap<String, StoredRecord>,
     index: [HashMap<Tag, String>; 4],
+    /// The audit log, by sequence number.
+    pub(super) audit: BTreeMap<u64, Vec<u8>>,
 }
 
 impl MemoryBackend {
@@ -81,6 +83,20 @@ impl State {
             visit(RecordRef::of(record, with_tags))?;
         }
         Ok(())
+    }
+
+    /// The audit entries numbered above `after`, in order.
+    pub(super) fn audit_after(&self, after: u64) -> Vec<AuditRow> {
+        let Some(first) = after.checked_add(1) else {
+            return Vec::new();
+        };
+        self.audit
+            .range(first..)
+            .map(|(&seq, entry)| AuditRow {
+                seq,
+                entry: entry.clone(),
+            })
+            .collect()
     }
 
     pub(super) fn find(&self, field: LookupField, tag: &Tag) -> Option<StoredRecord> {
@@ -127,6 +143,8 @@ enum Undo {
         old: Option<StoredRecord>,
     },
     All(Box<State>),
+    AuditAppended(u64),
+    AuditCleared(BTreeMap<u64, Vec<u8>>),
 }
 
 /// A transaction over the state: every write is logged, and dropping the transaction without
@@ -158,6 +176,10 @@ impl Drop for MemoryTransaction<'_> {
                     }
                 }
                 Undo::All(old) => *self.state = *old,
+                Undo::AuditAppended(seq) => {
+                    self.state.audit.remove(&seq);
+                }
+                Undo::AuditCleared(old) => self.state.audit = old,
             }
         }
     }
@@ -208,10 +230,33 @@ impl Transaction for MemoryTransaction<'_> {
     }
 
     fn delete_all(&mut self) -> Result<(), BackendError> {
-        // The undo snapshot is the whole state, header included; only the records go.
+        // The undo snapshot is the whole state, header and log included; only the records go.
         let old = std::mem::take(self.state);
         self.state.header.clone_from(&old.header);
+        self.state.audit.clone_from(&old.audit);
         self.undo.push(Undo::All(Box::new(old)));
+        Ok(())
+    }
+
+    fn audit_append(&mut self, seq: u64, entry: &[u8]) -> Result<(), BackendError> {
+        if self.state.audit.contains_key(&seq) {
+            return Err(BackendError::new(
+                BackendErrorKind::Conflict,
+                format!("audit entry {seq} already exists"),
+            ));
+        }
+        self.state.audit.insert(seq, entry.to_vec());
+        self.undo.push(Undo::AuditAppended(seq));
+        Ok(())
+    }
+
+    fn audit_read(&mut self, after: u64) -> Result<Vec<AuditRow>, BackendError> {
+        Ok(self.state.audit_after(after))
+    }
+
+    fn audit_clear(&mut self) -> Result<(), BackendError> {
+        let old = std::mem::take(&mut self.state.audit);
+        self.undo.push(Undo::AuditCleared(old));
         Ok(())
     }
 }
@@ -264,6 +309,10 @@ impl Backend for MemoryBackend {
 
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
         transact_then(&mut self.guard(), step, &mut |_| Ok(()))
+    }
+
+    fn prepare_audit(&self) -> Result<(), BackendError> {
+        Ok(())
     }
 
     fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {

@@ -21,6 +21,15 @@
 //! Errors are [`BackendError`]s with a portable kind; their messages may be shown to users, so
 //! they must not include record bytes.
 //!
+//! # The audit log (optional)
+//! A store with its audit trail on also keeps an append-only log: entries numbered 1, 2, 3, …
+//! each an opaque byte string, appended inside the same transaction as the change it records
+//! ([`Transaction::audit_append`]). A backend that keeps no log leaves the four audit methods
+//! at their defaults ([`NotSupported`](crate::BackendErrorKind::NotSupported)); the vault then
+//! refuses to turn the trail on and works as before. Log storage is created by
+//! [`Backend::prepare_audit`], outside any transaction (MySQL commits on DDL), only when a
+//! store turns its trail on: stores without one never need the privilege to create it.
+//!
 //! [`testing::Instrumented`] wraps any backend to record what it is given and inject failures.
 
 mod file;
@@ -187,6 +196,35 @@ pub trait Backend: Send + Sync {
             "this backend has no cross-process locks",
         ))
     }
+
+    /// Creates the audit log's storage if it does not exist yet (a table, a file section);
+    /// idempotent, safe while other processes use the store. Called outside any transaction
+    /// when a store turns its audit trail on. Optional: the default is
+    /// [`NotSupported`](crate::BackendErrorKind::NotSupported), and then every audit method is.
+    ///
+    /// # Errors
+    /// [`NotSupported`](crate::BackendErrorKind::NotSupported) for a backend without a log;
+    /// storage errors (e.g. no privilege to create a table).
+    fn prepare_audit(&self) -> Result<(), BackendError> {
+        Err(no_audit_log())
+    }
+}
+
+/// The error of a backend that keeps no audit log.
+fn no_audit_log() -> BackendError {
+    BackendError::new(
+        crate::BackendErrorKind::NotSupported,
+        "this backend keeps no audit log",
+    )
+}
+
+/// One audit-log entry as a backend keeps it: its sequence number and opaque bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    /// 1 for the first entry, then one more for each.
+    pub seq: u64,
+    /// The entry (its format and MAC are the vault's; see SECURITY.md).
+    pub entry: Vec<u8>,
 }
 
 /// The one verdict every SQL backend gives on the schema version it finds: `supported` is
@@ -263,11 +301,42 @@ pub trait Transaction {
     /// A [`BackendError`] on a storage failure.
     fn delete(&mut self, id: &str) -> Result<bool, BackendError>;
 
-    /// Deletes every record (the header stays).
+    /// Deletes every record (the header and the audit log stay).
     ///
     /// # Errors
     /// A [`BackendError`] on a storage failure.
     fn delete_all(&mut self) -> Result<(), BackendError>;
+
+    /// Appends an audit-log entry numbered `seq`. A `seq` already in the log is a
+    /// [`Conflict`](crate::BackendErrorKind::Conflict) (the vault numbers entries from the
+    /// header, so a conflict means the log and the header disagree). Optional, as
+    /// [`Backend::prepare_audit`].
+    ///
+    /// # Errors
+    /// [`NotSupported`](crate::BackendErrorKind::NotSupported), `Conflict`, storage failures.
+    fn audit_append(&mut self, seq: u64, entry: &[u8]) -> Result<(), BackendError> {
+        let _ = (seq, entry);
+        Err(no_audit_log())
+    }
+
+    /// The audit-log entries numbered above `after`, by number (`after = 0`: all of them).
+    /// A log whose storage was never prepared reads as empty.
+    ///
+    /// # Errors
+    /// [`NotSupported`](crate::BackendErrorKind::NotSupported), storage failures.
+    fn audit_read(&mut self, after: u64) -> Result<Vec<AuditRow>, BackendError> {
+        let _ = after;
+        Err(no_audit_log())
+    }
+
+    /// Deletes every audit-log entry (a rekey re-MACs the whole log under its new key, as one
+    /// clear and appends in one transaction).
+    ///
+    /// # Errors
+    /// [`NotSupported`](crate::BackendErrorKind::NotSupported), storage failures.
+    fn audit_clear(&mut self) -> Result<(), BackendError> {
+        Err(no_audit_log())
+    }
 }
 
 macro_rules! forward_backend {
@@ -293,6 +362,9 @@ macro_rules! forward_backend {
             }
             fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {
                 (**self).lock(name, timeout)
+            }
+            fn prepare_audit(&self) -> Result<(), BackendError> {
+                (**self).prepare_audit()
             }
         }
     )*};

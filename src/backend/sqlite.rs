@@ -6,6 +6,8 @@
 //! tokenvault_meta(key TEXT PRIMARY KEY, value BLOB)          -- 'schema_version', 'header'
 //! tokenvault_records(id TEXT PRIMARY KEY, user_name_tag BLOB UNIQUE, access_token_tag BLOB UNIQUE,
 //!                    refresh_token_tag BLOB UNIQUE, grant_token_tag BLOB UNIQUE, sealed BLOB NOT NULL)
+//! tokenvault_audit(seq INTEGER PRIMARY KEY, entry BLOB NOT NULL)   -- only once a store's
+//!                    audit trail is turned on (older builds ignore it; the header says it is on)
 //! ```
 //! The file carries `PRAGMA application_id = 0x544B5631` ("TKV1"), so a database that is not
 //! ours is refused rather than written to.
@@ -14,10 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Backend, HeldLock, LookupField, LookupTags, RecordRef, StoredRecord, Tag, Transaction,
+    AuditRow, Backend, HeldLock, LookupField, LookupTags, RecordRef, StoredRecord, Tag, Transaction,
 };
 use crate::store::{BackendError, BackendErrorKind, Result};
 
@@ -415,6 +418,69 @@ impl Transaction for SqliteTransaction<'_> {
             .map(drop)
             .map_err(sql_error)
     }
+
+    fn audit_append(&mut self, seq: u64, entry: &[u8]) -> Result<(), BackendError> {
+        let seq = i64::try_from(seq)
+            .map_err(|_| error(BackendErrorKind::Other, "audit entry number out of range"))?;
+        self.tx
+            .prepare_cached("INSERT INTO tokenvault_audit(seq, entry) VALUES (?1, ?2)")
+            .and_then(|mut stmt| stmt.execute(params![seq, entry]))
+            .map(drop)
+            .map_err(sql_error)
+    }
+
+    fn audit_read(&mut self, after: u64) -> Result<Vec<AuditRow>, BackendError> {
+        if !audit_table_exists(self.tx)? {
+            return Ok(Vec::new());
+        }
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT seq, entry FROM tokenvault_audit WHERE seq > ?1 ORDER BY seq")
+            .map_err(sql_error)?;
+        let rows = stmt
+            .query_map(params![after], |row| {
+                // Whatever was put in the column is handed over as bytes (a value of another
+                // type as none): the vault names the entry that does not check, rather than
+                // the whole read failing on one planted value.
+                let entry = match row.get_ref(1)? {
+                    ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
+                    _ => Vec::new(),
+                };
+                Ok((row.get::<_, i64>(0)?, entry))
+            })
+            .map_err(sql_error)?;
+        // A negative number (planted: the vault writes none) is handed over as its
+        // two's-complement `u64`, beyond any count the header can hold: the vault names it.
+        rows.map(|row| {
+            let (seq, entry) = row.map_err(sql_error)?;
+            Ok(AuditRow {
+                seq: seq.cast_unsigned(),
+                entry,
+            })
+        })
+        .collect()
+    }
+
+    fn audit_clear(&mut self) -> Result<(), BackendError> {
+        if !audit_table_exists(self.tx)? {
+            return Ok(());
+        }
+        self.tx
+            .execute("DELETE FROM tokenvault_audit", [])
+            .map(drop)
+            .map_err(sql_error)
+    }
+}
+
+fn audit_table_exists(conn: &Connection) -> Result<bool, BackendError> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tokenvault_audit')",
+    )
+    .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+    .map_err(sql_error)
 }
 
 impl Backend for SqliteBackend {
@@ -448,6 +514,15 @@ impl Backend for SqliteBackend {
 
     fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {
         super::lockfile::lock(&self.path, name, timeout)
+    }
+
+    fn prepare_audit(&self) -> Result<(), BackendError> {
+        self.lock()
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS tokenvault_audit (
+                     seq INTEGER PRIMARY KEY NOT NULL, entry BLOB NOT NULL)",
+            )
+            .map_err(sql_error)
     }
 
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {

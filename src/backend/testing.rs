@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Backend, LookupField, RecordRef, StoredRecord, Tag, Transaction};
+use super::{AuditRow, Backend, LookupField, RecordRef, StoredRecord, Tag, Transaction};
 use crate::store::{BackendError, BackendErrorKind, Result};
 
 /// Wraps a backend, recording what it is given and injecting failures on request.
@@ -88,6 +88,16 @@ impl<B: Backend> Transaction for Recording<'_, B> {
     fn delete_all(&mut self) -> Result<(), BackendError> {
         self.inner.delete_all()
     }
+    fn audit_append(&mut self, seq: u64, entry: &[u8]) -> Result<(), BackendError> {
+        self.owner.record(entry);
+        self.inner.audit_append(seq, entry)
+    }
+    fn audit_read(&mut self, after: u64) -> Result<Vec<AuditRow>, BackendError> {
+        self.inner.audit_read(after)
+    }
+    fn audit_clear(&mut self) -> Result<(), BackendError> {
+        self.inner.audit_clear()
+    }
 }
 
 impl<B: Backend> Backend for Instrumented<B> {
@@ -113,6 +123,9 @@ impl<B: Backend> Backend for Instrumented<B> {
         visit: &mut dyn FnMut(RecordRef<'_>) -> Result<(), BackendError>,
     ) -> Result<(), BackendError> {
         self.inner.scan(with_tags, visit)
+    }
+    fn prepare_audit(&self) -> Result<(), BackendError> {
+        self.inner.prepare_audit()
     }
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
         let fail = self

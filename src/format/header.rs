@@ -10,7 +10,8 @@
 //!     keychain body:   salt (16) | wrapped store key (60)   (the KEK's secret is in the OS keychain)
 //! key count (1) then per data key: key id (4) | seals reserved (8) | commitment (32) | wrapped data key (60)
 //! active key id (4)
-//! writes (8) | record-set box (76)            (layout version 2 only)
+//! writes (8) | record-set box (76)            (layout versions 2 and 3)
+//! audit mode (1) | audit entries (8) | audit head (32)   (layout version 3 only)
 //! MAC (32) = HMAC-SHA256(HKDF(store key, "tokenvault header mac v1"), every byte before it)
 //! ```
 //! Integers are big-endian. A slot of an unknown kind is kept verbatim (its body is
@@ -18,6 +19,9 @@
 //! `writes` counts the store's committed writes (the counter a rollback witness keeps); the
 //! record-set box is the sealed summary of every record (`vault::freshness`). Layout version 1
 //! (the first releases) ends at the active key id; the vault upgrades it on its first write.
+//! Layout version 3 is written only by a store whose audit trail was ever turned on
+//! (`vault::audit`): the mode (0 off, 1 changes, 2 all), the number of log entries and the MAC
+//! of the last one. Builds that know only version 2 refuse it rather than write unlogged.
 //! The key wraps' associated data keep saying version 1: their meaning did not change.
 
 use super::{HeaderError, Malformed, Reader};
@@ -29,6 +33,8 @@ pub(crate) const WRAP_AD_VERSION: u8 = 1;
 /// The header layout this build writes, and the first releases' one (still read).
 pub(crate) const LAYOUT_VERSION: u8 = 2;
 pub(crate) const LAYOUT_VERSION_1: u8 = 1;
+/// Version 2 with the audit trail's head.
+pub(crate) const LAYOUT_VERSION_AUDIT: u8 = 3;
 /// The record-set box: nonce (12) | sealed summary (48) | tag (16).
 pub(crate) const RECORD_SET_BOX_LEN: usize = 76;
 const AEAD_AES_256_GCM: u8 = 1;
@@ -97,6 +103,19 @@ pub(crate) struct Header {
     pub active_key: u32,
     /// `None` for a layout-version-1 header (not yet upgraded).
     pub freshness: Option<Freshness>,
+    /// `Some` once the audit trail was turned on (layout version 3).
+    pub audit: Option<AuditHead>,
+}
+
+/// What layout version 3 adds: where the audit log stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AuditHead {
+    /// 0 off, 1 changes, 2 all (`vault::audit::AuditMode`).
+    pub mode: u8,
+    /// Entries in the log (the last one's number).
+    pub entries: u64,
+    /// The last entry's MAC (zeros before the first).
+    pub head: [u8; 32],
 }
 
 /// What layout version 2 adds: the write counter and the sealed record-set summary.
@@ -248,7 +267,7 @@ impl Header {
             });
         }
         let version = r.u8()?;
-        if version != LAYOUT_VERSION && version != LAYOUT_VERSION_1 {
+        if ![LAYOUT_VERSION_1, LAYOUT_VERSION, LAYOUT_VERSION_AUDIT].contains(&version) {
             return Err(HeaderError::Unsupported {
                 what: "store format version",
                 detail: version.to_string(),
@@ -309,10 +328,19 @@ impl Header {
             keys.push(entry);
         }
         let active_key = r.u32()?;
-        let freshness = if version == LAYOUT_VERSION {
+        let freshness = if version == LAYOUT_VERSION_1 {
+            None
+        } else {
             Some(Freshness {
                 writes: r.u64()?,
                 record_set: r.array()?,
+            })
+        };
+        let audit = if version == LAYOUT_VERSION_AUDIT {
+            Some(AuditHead {
+                mode: r.u8()?,
+                entries: r.u64()?,
+                head: r.array()?,
             })
         } else {
             None
@@ -329,6 +357,7 @@ impl Header {
             keys,
             active_key,
             freshness,
+            audit,
         })
     }
 
@@ -350,15 +379,17 @@ impl Header {
         }
     }
 
-    /// Encodes the header and appends its MAC: layout version 2 if it has its freshness
-    /// fields, else version 1 (only tests write that, to stand for an old store).
+    /// Encodes the header and appends its MAC: layout version 3 if it has an audit head, 2 if
+    /// it has its freshness fields only, else version 1 (only tests write that, to stand for
+    /// an old store). An audit head always comes with freshness fields (the vault writes both
+    /// on every write); one without them is written with zeroed ones, which do not open.
     pub fn write(&self, mac_key: &[u8; 32]) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(MAGIC);
-        out.push(if self.freshness.is_some() {
-            LAYOUT_VERSION
-        } else {
-            LAYOUT_VERSION_1
+        out.push(match (&self.freshness, &self.audit) {
+            (_, Some(_)) => LAYOUT_VERSION_AUDIT,
+            (Some(_), None) => LAYOUT_VERSION,
+            (None, None) => LAYOUT_VERSION_1,
         });
         out.extend_from_slice(&self.store_id);
         out.push(AEAD_AES_256_GCM);
@@ -384,9 +415,18 @@ impl Header {
             out.extend_from_slice(&key.wrapped);
         }
         out.extend_from_slice(&self.active_key.to_be_bytes());
-        if let Some(f) = &self.freshness {
-            out.extend_from_slice(&f.writes.to_be_bytes());
-            out.extend_from_slice(&f.record_set);
+        match (&self.freshness, &self.audit) {
+            (Some(f), _) => {
+                out.extend_from_slice(&f.writes.to_be_bytes());
+                out.extend_from_slice(&f.record_set);
+            }
+            (None, Some(_)) => out.extend_from_slice(&[0; 8 + RECORD_SET_BOX_LEN]),
+            (None, None) => {}
+        }
+        if let Some(a) = &self.audit {
+            out.push(a.mode);
+            out.extend_from_slice(&a.entries.to_be_bytes());
+            out.extend_from_slice(&a.head);
         }
         let mac = hmac_sha256(mac_key, &[&out]);
         out.extend_from_slice(&mac);
@@ -445,6 +485,37 @@ mod tests {
                 writes: 42,
                 record_set: [0xAB; RECORD_SET_BOX_LEN],
             }),
+            audit: None,
+        }
+    }
+
+    #[test]
+    fn the_audit_head_makes_layout_3_and_round_trips() {
+        let key = [9u8; 32];
+        let audited = Header {
+            audit: Some(AuditHead {
+                mode: 2,
+                entries: 77,
+                head: [0xCD; 32],
+            }),
+            ..sample()
+        };
+        let bytes = audited.write(&key);
+        assert_eq!(bytes[8], LAYOUT_VERSION_AUDIT);
+        assert_eq!(bytes.len(), sample().write(&key).len() + 1 + 8 + 32);
+        assert_eq!(Header::read(&bytes).unwrap(), audited);
+        for len in 0..bytes.len() {
+            assert!(Header::read(&bytes[..len]).is_err(), "truncated to {len}");
+        }
+        for bit in 0..bytes.len() * 8 {
+            let mut bad = bytes.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                Header::read(&bad)
+                    .and_then(|_| Header::verify_mac(&bad, &key))
+                    .is_err(),
+                "bit {bit} flipped went unnoticed"
+            );
         }
     }
 

@@ -13,6 +13,7 @@
 //! Each case is a function `fn(&Make)` that panics on a violation. [`Instrumented`] wraps any
 //! backend to record what it is given and to inject commit failures.
 
+pub mod audit_log;
 pub mod concurrency;
 pub mod model;
 pub mod semantics;
@@ -80,6 +81,9 @@ impl<B: Backend, P: Send + Sync> Backend for Within<B, P> {
     fn lock(&self, name: &str, timeout: Duration) -> Result<Box<dyn HeldLock>, BackendError> {
         self.backend.lock(name, timeout)
     }
+    fn prepare_audit(&self) -> Result<(), BackendError> {
+        self.backend.prepare_audit()
+    }
 }
 
 /// Instantiates every conformance case as a `#[test]` for the backend `$make` builds.
@@ -115,6 +119,12 @@ macro_rules! tokenvault_conformance {
             semantics::reopen_sees_saved_records,
             model::matches_reference_model,
             concurrency::eight_threads_thousand_saves,
+            audit_log::audit_log_appends_and_reads_in_order,
+            audit_log::audit_log_rolls_back_with_its_transaction,
+            audit_log::audit_log_refuses_a_duplicate_seq,
+            audit_log::audit_log_clear_then_rewrite,
+            audit_log::audit_log_unprepared_reads_empty,
+            audit_log::audit_log_prepare_races_safely,
         );
     };
     (@cases $make:expr; $($module:ident :: $case:ident),* $(,)?) => {

@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use super::audit::op;
 use super::{EncryptedStore, Saved};
 use crate::backend::Backend;
 use crate::matching::LookupField;
@@ -27,9 +28,13 @@ impl<B: Backend> EncryptedStore<B> {
     /// # Errors
     /// Storage and integrity errors; records pruned before the error stay deleted.
     pub fn prune_expired(&self, now: SystemTime) -> Result<Vec<String>> {
+        self.log_failure(op::PRUNE, None, self.prune_expired_unlogged(now))
+    }
+
+    fn prune_expired_unlogged(&self, now: SystemTime) -> Result<Vec<String>> {
         let expired = |token: &OAuthToken| token.expires_at().is_some_and(|at| at <= now);
         let candidates: Vec<String> = self
-            .get_tokens()?
+            .get_tokens_unlogged()?
             .iter()
             .filter(|t| expired(t))
             .filter_map(|t| t.id().map(str::to_owned))
@@ -44,7 +49,7 @@ impl<B: Backend> EncryptedStore<B> {
                 };
                 let state = self.state_in(tx)?;
                 if expired(&self.open_with(&state, &record)?) {
-                    let mut write = self.begin_write(tx, &state)?;
+                    let mut write = self.begin_write(tx, &state, op::PRUNE)?;
                     self.delete_record(tx, &mut write, &record)?;
                     written = Some(self.finish_write(tx, &state, write)?);
                 }

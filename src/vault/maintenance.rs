@@ -1,5 +1,6 @@
 //! Key maintenance on an open store: passphrase change, key slots, data-key rotation, verify.
 
+use super::audit::op;
 use super::freshness::{Finding, RecordSet};
 use super::{EncryptedStore, SEAL_LIMIT, SEAL_WARNING, sealing, tampered, witness};
 use crate::backend::Backend;
@@ -115,12 +116,20 @@ impl<B: Backend> EncryptedStore<B> {
     /// [`Error::Refused`] if `new` is not a passphrase or the slot to change is ambiguous or
     /// missing; storage and integrity errors.
     pub fn change_passphrase(&self, new: &Credential) -> Result<()> {
+        self.log_failure(
+            op::CHANGE_PASSPHRASE,
+            None,
+            self.change_passphrase_unlogged(new),
+        )
+    }
+
+    fn change_passphrase_unlogged(&self, new: &Credential) -> Result<()> {
         if !matches!(new, Credential::Passphrase(_)) {
             return Err(Error::Refused {
                 reason: "the new credential is not a passphrase",
             });
         }
-        self.update_header(&mut |header| {
+        self.update_header(op::CHANGE_PASSPHRASE, &mut |header| {
             let passphrase_slots: Vec<usize> = (0..header.slots.len())
                 .filter(|&i| matches!(header.slots[i].kind, SlotKind::Passphrase { .. }))
                 .collect();
@@ -154,6 +163,14 @@ impl<B: Backend> EncryptedStore<B> {
     /// one keychain; [`Error::Keychain`]; storage and integrity errors. On error the header is
     /// unchanged and no keychain entry is left behind.
     pub fn add_slot(&self, credential: &Credential, argon2: Argon2Params) -> Result<u32> {
+        self.log_failure(
+            op::ADD_SLOT,
+            None,
+            self.add_slot_unlogged(credential, argon2),
+        )
+    }
+
+    fn add_slot_unlogged(&self, credential: &Credential, argon2: Argon2Params) -> Result<u32> {
         #[cfg(feature = "keychain")]
         if matches!(credential, Credential::Keychain) && self.keychain_slot_here()?.is_some() {
             return Err(Error::Refused {
@@ -161,7 +178,7 @@ impl<B: Backend> EncryptedStore<B> {
             });
         }
         let mut added = 0;
-        let result = self.update_header(&mut |header| {
+        let result = self.update_header(op::ADD_SLOT, &mut |header| {
             if header.slots.len() >= MAX_SLOTS {
                 return Err(Error::Refused {
                     reason: "a store holds at most 32 key slots",
@@ -202,9 +219,13 @@ impl<B: Backend> EncryptedStore<B> {
     /// [`Error::Refused`] for the last slot or an unknown id; storage, integrity and keychain
     /// errors.
     pub fn remove_slot(&self, id: u32) -> Result<()> {
+        self.log_failure(op::REMOVE_SLOT, None, self.remove_slot_unlogged(id))
+    }
+
+    fn remove_slot_unlogged(&self, id: u32) -> Result<()> {
         #[cfg(feature = "keychain")]
         let local_entry = LocalEntry::of_slot(&self.fresh_state()?.header, id);
-        self.update_header(&mut |header| {
+        self.update_header(op::REMOVE_SLOT, &mut |header| {
             if header.slots.len() == 1 {
                 return Err(Error::Refused {
                     reason: "cannot remove the last key slot",
@@ -306,8 +327,19 @@ impl<B: Backend> EncryptedStore<B> {
         &self,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<RotationReport> {
+        self.log_failure(
+            op::ROTATE,
+            None,
+            self.rotate_with_progress_unlogged(progress),
+        )
+    }
+
+    fn rotate_with_progress_unlogged(
+        &self,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<RotationReport> {
         let mut resumed = false;
-        self.update_header(&mut |header| {
+        self.update_header(op::ROTATE, &mut |header| {
             resumed = header.keys.len() > 1;
             if resumed {
                 return Ok(()); // finish the rotation already begun, towards its active key
@@ -364,7 +396,7 @@ impl<B: Backend> EncryptedStore<B> {
                     });
                 }
             }
-            let mut write = self.begin_write(tx, &state)?;
+            let mut write = self.begin_write(tx, &state, op::ROTATE)?;
             write.header.keys.retain(|k| k.id == active);
             written = Some(self.finish_write(tx, &state, write)?);
             Ok(())
@@ -386,7 +418,7 @@ impl<B: Backend> EncryptedStore<B> {
             done = 0;
             let state = self.state_in(tx)?;
             let active = state.header.active_key;
-            let mut write = self.begin_write(tx, &state)?;
+            let mut write = self.begin_write(tx, &state, op::ROTATE)?;
             for id in ids {
                 let Some(r) = tx.get(id)? else { continue };
                 if record::key_id_of(&r.sealed).is_ok_and(|k| k == active) {
@@ -419,6 +451,14 @@ impl<B: Backend> EncryptedStore<B> {
     /// [`Error::Refused`] if the store was written since `checked`; storage and integrity
     /// errors.
     pub fn accept_records(&self, checked: &VerifyReport) -> Result<u64> {
+        self.log_failure(
+            op::ACCEPT_RECORDS,
+            None,
+            self.accept_records_unlogged(checked),
+        )
+    }
+
+    fn accept_records_unlogged(&self, checked: &VerifyReport) -> Result<u64> {
         let mut outcome = None;
         self.backend.transact(&mut |tx| {
             let state = self.state_in(tx)?;
@@ -427,7 +467,7 @@ impl<B: Backend> EncryptedStore<B> {
                     reason: "the store was written since that verify; verify again",
                 });
             }
-            let mut write = self.begin_write(tx, &state)?;
+            let mut write = self.begin_write(tx, &state, op::ACCEPT_RECORDS)?;
             let count = self.recount(tx, &mut write)?;
             outcome = Some((count, self.finish_write(tx, &state, write)?));
             Ok(())
@@ -479,6 +519,9 @@ impl<B: Backend> EncryptedStore<B> {
                 }
             }
         };
+        self.log_read(op::VERIFY, None, super::audit::AuditOutcome::Ok, || {
+            format!("{} ok, {} failed", report.ok, report.failed.len())
+        })?;
         Ok(report)
     }
 }
@@ -504,7 +547,7 @@ mod tests {
     /// Sets the active key's seal counter, as if that many seals had been reserved.
     fn set_seals(store: &EncryptedStore<MemoryBackend>, seals: u64) {
         store
-            .update_header(&mut |h| {
+            .update_header(op::ROTATE, &mut |h| {
                 let active = h.active_key;
                 h.key_mut(active).unwrap().seals = seals;
                 Ok(())

@@ -2,6 +2,7 @@
 //! every record re-sealed and re-tagged; the slots made anew from the credentials given. After
 //! it nothing derived from an old header or credential opens a current record.
 
+use super::audit::{self, AuditMode, AuditOutcome, Event, op};
 use super::freshness::{FreshnessKeys, RecordSet};
 use super::sealing::{self, SealUnder};
 use super::{EncryptedStore, tags_under, witness};
@@ -103,6 +104,7 @@ impl<B: Backend> EncryptedStore<B> {
         let index = IndexKey::new(&store_key);
         let freshness = FreshnessKeys::new(&store_key);
         let mac_key: Key<role::Data> = store_key.derive(label::HEADER_MAC);
+        let audit_key: Key<role::Data> = store_key.derive(audit::CHAIN_LABEL);
 
         let mut written = None;
         let mut attempted = 0;
@@ -146,11 +148,32 @@ impl<B: Backend> EncryptedStore<B> {
                 }],
                 active_key: key_id,
                 freshness: None,
+                audit: None,
             };
             header.freshness = Some(Freshness {
                 writes,
                 record_set: set.seal(&freshness, &store_id, writes)?,
             });
+            if let Some(head) = &state.header.audit {
+                // The log is re-chained under the new key (after its check under the old one),
+                // and the rekey logged under it.
+                let mut head = audit::rechain(
+                    tx,
+                    (self.audit_key.expose(), &self.store_id),
+                    (audit_key.expose(), &store_id),
+                    head,
+                )?;
+                if AuditMode::from_code(head.mode) != AuditMode::Off {
+                    let event = Event {
+                        operation: op::REKEY,
+                        record: None,
+                        outcome: AuditOutcome::Ok,
+                        detail: format!("{total} record(s)"),
+                    };
+                    audit::append(tx, audit_key.expose(), &store_id, &mut head, &[event])?;
+                }
+                header.audit = Some(head);
+            }
             let bytes = header.write(mac_key.expose());
             attempted = total;
             tx.put_header(&bytes)?;
@@ -167,7 +190,7 @@ impl<B: Backend> EncryptedStore<B> {
                 }
                 Ok(_) => {
                     discard();
-                    return Err(e);
+                    return self.log_failure(op::REKEY, None, Err(e));
                 }
                 // Unknown: a new keychain entry stays (the store may need it); the old or the
                 // new credential opens the store, whichever the outcome was.

@@ -1,9 +1,11 @@
-//! Every write goes through here: inside one backend transaction, the records written and the
-//! header that summarises them (write counter, record-set summary, seal counter) change
-//! together, so no crash or concurrent writer can leave them out of step.
+//! Every write goes through here: inside one backend transaction, the records written, the
+//! header that summarises them (write counter, record-set summary, seal counter) and, when the
+//! audit trail is on, the log entries that record them change together, so no crash or
+//! concurrent writer can leave them out of step.
 
 use std::sync::Arc;
 
+use super::audit::{self, AuditMode, AuditOutcome, Event, op};
 use super::freshness::RecordSet;
 use super::{EncryptedStore, HeaderState, SEAL_LIMIT, SEAL_WARNING};
 use crate::backend::{Backend, StoredRecord, Transaction};
@@ -14,6 +16,14 @@ use crate::store::{Error, Result};
 pub(super) struct Write {
     pub header: Header,
     set: RecordSet,
+    /// The operation, as the audit log names it.
+    operation: &'static str,
+    /// Whether this write appends to the audit log.
+    logging: bool,
+    /// Its log entries so far.
+    events: Vec<Event>,
+    /// Records written or deleted.
+    touched: u64,
 }
 
 /// A committed write's header, to become the handle's cached state.
@@ -39,19 +49,59 @@ impl Write {
         entry.seals += n;
         Ok(())
     }
+
+    /// Adds an entry to the log (if this write logs).
+    pub fn log(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    /// Logs this write with `detail` even if the trail was off when it began (turning it on).
+    pub fn log_anyway(&mut self, detail: &str) {
+        self.logging = true;
+        self.events.push(Event {
+            operation: self.operation,
+            record: None,
+            outcome: AuditOutcome::Ok,
+            detail: detail.to_owned(),
+        });
+    }
+
+    /// Notes a record written or deleted: an entry of its own for the operations that name
+    /// records (a save, a delete), a count for the others (a rotation re-seals every record).
+    fn touch(&mut self, id: &str, detail: &str) {
+        self.touched += 1;
+        if self.logging && op::names_records(self.operation) {
+            self.events.push(Event {
+                operation: self.operation,
+                record: Some(id.to_owned()),
+                outcome: AuditOutcome::Ok,
+                detail: detail.to_owned(),
+            });
+        }
+    }
 }
 
 impl<B: Backend> EncryptedStore<B> {
-    /// Begins a write inside `tx` from `state` (the header `tx` read). A layout-version-1
-    /// header gets its record-set summary here, from every record: the upgrade to version 2.
+    /// Begins a write of `operation` (named as the audit log names it) inside `tx` from
+    /// `state` (the header `tx` read). A layout-version-1 header gets its record-set summary
+    /// here, from every record: the upgrade to version 2.
     pub(super) fn begin_write(
         &self,
         tx: &mut dyn Transaction,
         state: &HeaderState,
+        operation: &'static str,
     ) -> Result<Write> {
+        let logging = state
+            .header
+            .audit
+            .is_some_and(|a| AuditMode::from_code(a.mode) != AuditMode::Off);
         let mut write = Write {
             header: state.header.clone(),
             set: state.record_set.unwrap_or_default(),
+            operation,
+            logging,
+            events: Vec::new(),
+            touched: 0,
         };
         if state.record_set.is_none() {
             self.recount(tx, &mut write)?;
@@ -82,6 +132,14 @@ impl<B: Backend> EncryptedStore<B> {
             write.set.remove(&self.freshness, &old.id, &old.sealed);
         }
         write.set.add(&self.freshness, &record.id, &record.sealed);
+        write.touch(
+            &record.id,
+            if replaced.is_some() {
+                "updated"
+            } else {
+                "inserted"
+            },
+        );
         tx.put(record)?;
         Ok(())
     }
@@ -97,6 +155,7 @@ impl<B: Backend> EncryptedStore<B> {
             write
                 .set
                 .remove(&self.freshness, &record.id, &record.sealed);
+            write.touch(&record.id, "");
         }
         Ok(())
     }
@@ -107,6 +166,11 @@ impl<B: Backend> EncryptedStore<B> {
         tx: &mut dyn Transaction,
         write: &mut Write,
     ) -> Result<()> {
+        if write.logging {
+            for record in tx.list()? {
+                write.touch(&record.id, "");
+            }
+        }
         tx.delete_all()?;
         write.set = RecordSet::default();
         Ok(())
@@ -120,7 +184,33 @@ impl<B: Backend> EncryptedStore<B> {
         state: &HeaderState,
         write: Write,
     ) -> Result<Written> {
-        let Write { mut header, set } = write;
+        let Write {
+            mut header,
+            set,
+            operation,
+            logging,
+            mut events,
+            touched,
+        } = write;
+        if logging {
+            if events.is_empty() {
+                events.push(Event {
+                    operation,
+                    record: None,
+                    outcome: AuditOutcome::Ok,
+                    detail: if touched > 0 {
+                        format!("{touched} record(s)")
+                    } else {
+                        String::new()
+                    },
+                });
+            }
+            let head = header
+                .audit
+                .as_mut()
+                .expect("a write logs only with an audit head");
+            audit::append(tx, self.audit_key.expose(), &self.store_id, head, &events)?;
+        }
         if let Some(active) = header.key(header.active_key)
             && active.seals >= SEAL_WARNING
         {
@@ -170,12 +260,13 @@ impl<B: Backend> EncryptedStore<B> {
     /// loaded again afterwards, as its keys may have changed.
     pub(super) fn update_header(
         &self,
+        operation: &'static str,
         mutate: &mut dyn FnMut(&mut Header) -> Result<()>,
     ) -> Result<()> {
         let mut written = None;
         self.backend.transact(&mut |tx| {
             let state = self.state_in(tx)?;
-            let mut write = self.begin_write(tx, &state)?;
+            let mut write = self.begin_write(tx, &state, operation)?;
             mutate(&mut write.header)?;
             written = Some(self.finish_write(tx, &state, write)?);
             Ok(())

@@ -85,7 +85,7 @@ def parse_header(h):
     if c.take(8) != b"TKNVAULT":
         raise Fail("magic")
     layout = c.u8()
-    if layout not in (1, 2):
+    if layout not in (1, 2, 3):
         raise Fail("layout version")
     store_id = c.take(16)
     if (c.u8(), c.u8()) != (1, 1):
@@ -100,16 +100,17 @@ def parse_header(h):
     for _ in range(c.u8()):
         keys.append((c.u(">I"), c.u(">Q"), c.take(32), c.take(60)))
     active = c.u(">I")
-    summary = (c.u(">Q"), c.take(76)) if layout == 2 else None
+    summary = (c.u(">Q"), c.take(76)) if layout >= 2 else None
+    audit = (c.u8(), c.u(">Q"), c.take(32)) if layout == 3 else None
     tag = c.take(32)
     if c.at != len(h):
         raise Fail("trailing bytes")
-    return store_id, commitment, slots, keys, active, tag, summary
+    return store_id, commitment, slots, keys, active, tag, summary, audit
 
 
 def unlock(v, h):
     """Returns the store key, or raises Fail('wrong-key') / Fail('tampered-header')."""
-    store_id, commitment, slots, keys, active, tag, _ = parse_header(h)
+    store_id, commitment, slots, keys, active, tag, _, _ = parse_header(h)
     store_key = None
     for slot_id, kind, body in slots:
         if kind == 2 and "raw_key" in v:
@@ -188,7 +189,7 @@ def open_record(store_id, data_keys, record_id, sealed):
 
 def check_summary(v, order, h, store_key):
     """Layout 2 (SECURITY.md §3.5): the sealed count | digest | locator, recomputed."""
-    store_id, *_, summary = parse_header(h)
+    store_id, *_, summary, _ = parse_header(h)
     if summary is None:
         return
     writes, sealed = summary
@@ -215,6 +216,38 @@ def check_summary(v, order, h, store_key):
         raise Fail("record-set summary differs from the records")
 
 
+def check_audit(v, order, h, store_key):
+    """Layout 3 (SECURITY.md §3.7): every audit entry parsed and its MAC chained."""
+    store_id, *_, audit = parse_header(h)
+    rows = [(int(n[len("audit.") :]), bytes.fromhex(v[n])) for n in order if n.startswith("audit.")]
+    if audit is None:
+        if rows:
+            raise Fail("audit entries without an audit head")
+        return
+    mode, entries, head = audit
+    if mode > 2:
+        raise Fail("audit mode")
+    k_audit = hkdf(None, store_key, b"tokenvault audit chain v1")
+    previous = bytes(32)
+    for n, (seq, entry) in enumerate(rows, 1):
+        c = Cursor(entry)
+        if seq != n or c.u8() != 1 or c.u(">Q") != n:
+            raise Fail(f"audit entry {seq}: number or version")
+        c.u(">Q")  # time
+        if c.u8() > 2:
+            raise Fail(f"audit entry {n}: outcome")
+        for width in (">B", ">H", ">B", ">B", ">H"):  # operation, record, user, host, detail
+            c.take(c.u(width)).decode("utf-8")
+        body, tag = entry[: c.at], c.take(32)
+        if c.at != len(entry):
+            raise Fail(f"audit entry {n}: trailing bytes")
+        if mac(k_audit, b"tokenvault audit entry", store_id, previous, body) != tag:
+            raise Fail(f"audit entry {n}: MAC")
+        previous = tag
+    if entries != len(rows) or head != previous:
+        raise Fail("audit head differs from the log")
+
+
 def check(path):
     v, order = parse(path)
     expect = v["expect"]
@@ -229,6 +262,7 @@ def check(path):
         raise Fail(f"expected {expect}, but the header unlocked")
     if expect == "ok":
         check_summary(v, order, h, store_key)
+        check_audit(v, order, h, store_key)
     k_idx = hkdf(None, store_key, b"tokenvault index v1")
     tampered = set(v.get("tampered", "").split())
     for name in order:

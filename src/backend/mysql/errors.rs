@@ -9,6 +9,8 @@ use super::{BackendError, BackendErrorKind, error};
 use crate::backend::sql::retry::Failure;
 
 const ER_DUP_ENTRY: u16 = 1062;
+/// "Table … doesn't exist".
+pub(super) const ER_NO_SUCH_TABLE: u16 = 1146;
 const ER_DUP_ENTRY_WITH_KEY_NAME: u16 = 1586;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
@@ -110,7 +112,7 @@ pub(super) fn describe(e: &::mysql::Error, during: &str) -> (BackendErrorKind, S
             let (kind, what) = match code {
                 ER_DUP_ENTRY | ER_DUP_ENTRY_WITH_KEY_NAME => (
                     K::Conflict,
-                    "a unique key (record id or lookup tag) is taken",
+                    "a unique key (record id, lookup tag or audit entry number) is taken",
                 ),
                 ER_LOCK_DEADLOCK => (K::Busy, "deadlock"),
                 ER_LOCK_WAIT_TIMEOUT => (K::Busy, "lock wait timeout"),
@@ -123,7 +125,7 @@ pub(super) fn describe(e: &::mysql::Error, during: &str) -> (BackendErrorKind, S
                 | 1152..=1161 => (K::Unavailable, "the connection was lost"),
                 1044 | 1045 | 1142 | 1143 | 1227 | 1370 => (K::Other, "access denied"),
                 1049 => (K::Other, "unknown database (create it first)"),
-                1146 => (K::Corrupt, "a store table is missing"),
+                ER_NO_SUCH_TABLE => (K::Corrupt, "a store table is missing"),
                 1406 => (K::NotSupported, "a value is too long for its column"),
                 3 | 1021 | 1030 | 1114 => (K::Io, "the server could not write"),
                 _ => (K::Other, "server error"),

@@ -1,7 +1,7 @@
-//! MySQL / MariaDB backend: one store in two InnoDB tables on a shared server, for many
-//! application servers using one store. Client: the `mysql` crate (synchronous) with its
-//! connection pool; every statement prepared and bound (the crate caches prepared statements
-//! per connection); identifiers validated and quoted with backticks.
+//! MySQL / MariaDB backend: one store in two InnoDB tables (three with an audit log) on a
+//! shared server, for many application servers using one store. Client: the `mysql` crate
+//! (synchronous) with its connection pool; every statement prepared and bound (the crate caches
+//! prepared statements per connection); identifiers validated and quoted with backticks.
 //!
 //! # URI
 //! ```text
@@ -13,7 +13,7 @@
 //! | parameter | default | meaning |
 //! | --- | --- | --- |
 //! | `ssl_mode` | `verify_identity` | `verify_identity`: TLS, certificate checked against the CA roots and the host name (or IP address) of the URI; `verify_ca`: TLS, certificate checked against the CA roots but not the name; `disabled`: no TLS, **only for a loopback host** (see TLS) |
-//! | `table_prefix` | `tokenvault_` | tables are `<prefix>meta` and `<prefix>records`: several stores can share one database |
+//! | `table_prefix` | `tokenvault_` | tables are `<prefix>meta` and `<prefix>records` (and `<prefix>audit`, see Schema): several stores can share one database |
 //! | `pool_min`, `pool_max` | 1, 10 | connections kept open at least / opened at most (the `mysql` crate's own names; `pool_size` is accepted for `pool_max`, as the PostgreSQL backend spells it) |
 //! | `root_cert_path` | — | a PEM or DER file of extra CA certificates to trust (a private CA) |
 //! | `cert_chain_path`, `priv_key_path` | — | a client certificate (PEM), for servers that require one |
@@ -49,6 +49,17 @@
 //! create a store do not collide; tables that exist but carry no tokenvault schema version are
 //! refused, and so is a newer schema version than this build's. Isolating stores (tests): one
 //! database per store, or one `table_prefix` per store.
+//!
+//! A store with its audit trail on has a third table, the audit log:
+//! ```sql
+//! <prefix>audit(`seq` BIGINT UNSIGNED PRIMARY KEY, `entry` LONGBLOB NOT NULL)  -- ENGINE=InnoDB
+//! ```
+//! It is created by [`Backend::prepare_audit`] under the same named lock, never on first use,
+//! so stores without a trail never need the privilege to create it; older builds ignore it, so
+//! the schema version stays 1 (the header says whether the trail is on). A log never prepared
+//! reads as empty (the "no such table" error, 1146, of a read or clear inside a transaction
+//! means "no entries": unlike PostgreSQL, InnoDB keeps the transaction going after it). Entry
+//! numbers above `i64::MAX` are refused, as in the other backends.
 //!
 //! # Transactions
 //! [`Backend::transact`] runs one InnoDB transaction on one pooled connection (sessions use
@@ -107,7 +118,8 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// Table prefix unless the URI gives `table_prefix`.
 pub const DEFAULT_TABLE_PREFIX: &str = "tokenvault_";
 
-/// A store in two tables of a MySQL or MariaDB database (see the module docs).
+/// A store in two tables (three with an audit log) of a MySQL or MariaDB database (see the
+/// module docs).
 pub struct MysqlBackend {
     pool: Pool,
     sql: Sql,
@@ -159,7 +171,7 @@ impl MysqlBackend {
         &self.database
     }
 
-    /// The prefix of the store's two table names.
+    /// The prefix of the store's table names.
     pub fn table_prefix(&self) -> &str {
         &self.table_prefix
     }
@@ -216,5 +228,12 @@ impl Backend for MysqlBackend {
 
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
         self.transact_with_retries(step)
+    }
+
+    /// Creates `<prefix>audit` if it does not exist, under the schema lock (see the module
+    /// docs, *Schema*). Runs on a connection of its own, outside any transaction: MySQL
+    /// commits on DDL.
+    fn prepare_audit(&self) -> Result<(), BackendError> {
+        self.ensure_audit()
     }
 }

@@ -1,5 +1,5 @@
 //! The store's tables: created on first use under a server-wide named lock, their schema
-//! version checked.
+//! version checked; and the optional audit table, created under that lock by `prepare_audit`.
 
 use ::mysql::prelude::Queryable;
 use ::mysql::{PooledConn, Value};
@@ -16,6 +16,58 @@ impl MysqlBackend {
     /// Creates the tables if needed and checks the schema version, under a named lock so that
     /// processes opening a new store at once do not race.
     pub(super) fn ensure_schema(&self) -> Result<(), BackendError> {
+        self.with_schema_lock(|conn| self.create_or_check(conn))
+    }
+
+    /// Creates the audit table if it does not exist ([`Backend::prepare_audit`]): checked first
+    /// without the lock (nothing to create, so no CREATE privilege needed, once it exists),
+    /// else created under the schema lock. Never at connect: stores without an audit trail
+    /// never have the table, and older builds ignore it (the schema version stays).
+    ///
+    /// [`Backend::prepare_audit`]: crate::backend::Backend::prepare_audit
+    pub(super) fn ensure_audit(&self) -> Result<(), BackendError> {
+        let mut conn = self.conn(false)?;
+        if self.audit_table_checked(&mut conn)? {
+            return Ok(());
+        }
+        drop(conn);
+        self.with_schema_lock(|conn| {
+            if !self.audit_table_checked(conn)? {
+                conn.query_drop(self.sql.create_audit())
+                    .map_err(|e| db_error(&e, "creating the audit table"))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether the audit table exists; one that is not InnoDB (its rows would not roll back
+    /// with the transaction) is refused.
+    fn audit_table_checked(&self, conn: &mut PooledConn) -> Result<bool, BackendError> {
+        let engine: Option<Option<Vec<u8>>> = conn
+            .exec_first(
+                "SELECT ENGINE FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (&self.sql.audit,),
+            )
+            .map_err(|e| db_error(&e, "looking for the audit table"))?;
+        match engine {
+            None => Ok(false),
+            Some(Some(e)) if e.eq_ignore_ascii_case(b"InnoDB") => Ok(true),
+            Some(_) => Err(error(
+                BackendErrorKind::Corrupt,
+                format!(
+                    "table {} is not an InnoDB table: not a tokenvault audit log",
+                    self.sql.audit
+                ),
+            )),
+        }
+    }
+
+    /// Runs `f` on a connection holding the server-wide schema lock, released after.
+    fn with_schema_lock<T>(
+        &self,
+        f: impl FnOnce(&mut PooledConn) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
         let mut conn = self.conn(false)?;
         let during = "taking the schema lock";
         let got: Option<Value> = conn
@@ -34,7 +86,7 @@ impl MysqlBackend {
             }
             _ => return Err(error(BackendErrorKind::Other, "GET_LOCK failed")),
         }
-        let result = self.create_or_check(&mut conn);
+        let result = f(&mut conn);
         if conn
             .exec_drop("SELECT RELEASE_LOCK(?)", (SCHEMA_LOCK,))
             .is_err()

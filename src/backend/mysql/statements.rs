@@ -5,9 +5,9 @@ use ::mysql::{Row, Value};
 
 use super::config::TABLE_PREFIX;
 use super::errors::corrupt;
-use super::{BackendError, SCHEMA_VERSION};
+use super::{BackendError, BackendErrorKind, SCHEMA_VERSION, error};
 use crate::backend::sql::row::{TAG_COLUMNS, check_stored_version, lookup_tags};
-use crate::backend::{StoredRecord, Tag};
+use crate::backend::{AuditRow, StoredRecord, Tag};
 
 /// Record ids longer than this are refused by the column (`NotSupported`).
 pub(super) const MAX_ID_BYTES: usize = 1024;
@@ -17,6 +17,8 @@ pub(super) const MAX_ID_BYTES: usize = 1024;
 pub(super) struct Sql {
     pub(super) meta: String,
     pub(super) records: String,
+    /// The audit log's table (optional: created by `prepare_audit`, never at connect).
+    pub(super) audit: String,
     pub(super) read_header: String,
     /// `START TRANSACTION` and the header lock in one round trip (a multi-statement text
     /// query: both statements are constant, nothing to bind).
@@ -29,6 +31,9 @@ pub(super) struct Sql {
     pub(super) insert: String,
     pub(super) delete: String,
     pub(super) delete_all: String,
+    pub(super) audit_append: String,
+    pub(super) audit_read: String,
+    pub(super) audit_clear: String,
 }
 
 const COLUMNS: &str =
@@ -39,7 +44,12 @@ impl Sql {
         debug_assert!(TABLE_PREFIX.accepts(prefix));
         let meta = format!("{prefix}meta");
         let records = format!("{prefix}records");
-        let (m, r) = (format!("`{meta}`"), format!("`{records}`"));
+        let audit = format!("{prefix}audit");
+        let (m, r, a) = (
+            format!("`{meta}`"),
+            format!("`{records}`"),
+            format!("`{audit}`"),
+        );
         Self {
             read_header: format!("SELECT `value` FROM {m} WHERE `key` = 'header'"),
             begin: format!(
@@ -59,8 +69,13 @@ impl Sql {
             insert: format!("INSERT INTO {r} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"),
             delete: format!("DELETE FROM {r} WHERE `id` = ?"),
             delete_all: format!("DELETE FROM {r}"),
+            audit_append: format!("INSERT INTO {a} (`seq`, `entry`) VALUES (?, ?)"),
+            audit_read: format!("SELECT `seq`, `entry` FROM {a} WHERE `seq` > ? ORDER BY `seq`"),
+            // Not TRUNCATE: DDL, which would commit the transaction.
+            audit_clear: format!("DELETE FROM {a}"),
             meta,
             records,
+            audit,
         }
     }
 
@@ -72,6 +87,17 @@ impl Sql {
                 PRIMARY KEY (`key`)
             ) ENGINE=InnoDB",
             self.meta
+        )
+    }
+
+    pub(super) fn create_audit(&self) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS `{}` (
+                `seq` BIGINT UNSIGNED NOT NULL,
+                `entry` LONGBLOB NOT NULL,
+                PRIMARY KEY (`seq`)
+            ) ENGINE=InnoDB",
+            self.audit
         )
     }
 
@@ -119,6 +145,34 @@ pub(super) fn to_record(mut row: Row) -> Result<StoredRecord, BackendError> {
     let sealed =
         take_bytes(&mut row, 5)?.ok_or_else(|| corrupt("a record without sealed bytes"))?;
     Ok(StoredRecord { id, tags, sealed })
+}
+
+/// Decodes a row of `seq`, `entry` from the audit table.
+pub(super) fn to_audit_row(mut row: Row) -> Result<AuditRow, BackendError> {
+    let seq = match row.take::<Value, _>(0) {
+        Some(Value::UInt(n)) => Some(n),
+        Some(Value::Int(n)) => u64::try_from(n).ok(),
+        Some(Value::Bytes(b)) => std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok()),
+        _ => None,
+    }
+    .ok_or_else(|| corrupt("an audit entry number is not a number"))?;
+    let entry = take_bytes(&mut row, 1)?.ok_or_else(|| corrupt("an audit entry without bytes"))?;
+    Ok(AuditRow { seq, entry })
+}
+
+/// An audit entry number as stored: at most `i64::MAX`, as in the other backends.
+pub(super) fn audit_seq(seq: u64) -> Result<u64, BackendError> {
+    if i64::try_from(seq).is_ok() {
+        Ok(seq)
+    } else {
+        Err(error(
+            BackendErrorKind::Other,
+            format!(
+                "audit entry number {seq} is out of range: the MySQL backend stores at most {}",
+                i64::MAX
+            ),
+        ))
+    }
 }
 
 /// The verdict on the stored schema version (ASCII digits).

@@ -7,14 +7,15 @@ use std::time::Duration;
 use ::mysql::prelude::Queryable;
 use ::mysql::{Params, PooledConn, Row, Value};
 
-use super::errors::{classify, corrupt, db_error, describe};
+use super::errors::{ER_NO_SUCH_TABLE, classify, corrupt, db_error, describe};
 use super::pool::discard;
 use super::statements::{
-    MAX_ID_BYTES, Sql, bytes, check_version, tag_value, take_bytes, to_record,
+    MAX_ID_BYTES, Sql, audit_seq, bytes, check_version, tag_value, take_bytes, to_audit_row,
+    to_record,
 };
 use super::{BackendError, BackendErrorKind, MysqlBackend, Result, error};
 use crate::backend::sql::retry::{Backoff, Failure, MAX_ATTEMPTS};
-use crate::backend::{LookupField, StoredRecord, Tag, Transaction};
+use crate::backend::{AuditRow, LookupField, StoredRecord, Tag, Transaction};
 
 /// Jittered exponential backoff before attempt `n + 1`: 10–30 ms, 20–60 ms, … ≤ 480 ms.
 const BACKOFF: Backoff = Backoff {
@@ -294,6 +295,40 @@ impl Transaction for MysqlTransaction<'_> {
         self.run("deleting all records", |conn, sql| {
             conn.exec_drop(&sql.delete_all, ())
         })
+    }
+
+    fn audit_append(&mut self, seq: u64, entry: &[u8]) -> Result<(), BackendError> {
+        let seq = audit_seq(seq)?;
+        // A number already in the log is a duplicate primary key: Conflict.
+        self.run("appending to the audit log", |conn, sql| {
+            conn.exec_drop(&sql.audit_append, (seq, entry))
+        })
+    }
+
+    fn audit_read(&mut self, after: u64) -> Result<Vec<AuditRow>, BackendError> {
+        self.run("reading the audit log", |conn, sql| {
+            // A failed statement leaves an InnoDB transaction open, unlike PostgreSQL's: a
+            // table never prepared can simply be tried.
+            no_table_is_empty(conn.exec::<Row, _, _>(&sql.audit_read, (after,)))
+        })?
+        .into_iter()
+        .map(to_audit_row)
+        .collect()
+    }
+
+    fn audit_clear(&mut self) -> Result<(), BackendError> {
+        self.run("clearing the audit log", |conn, sql| {
+            no_table_is_empty(conn.exec_drop(&sql.audit_clear, ()))
+        })
+    }
+}
+
+/// A statement on the audit table alone: when the table does not exist (the log was never
+/// prepared), the log is empty.
+fn no_table_is_empty<T: Default>(result: ::mysql::Result<T>) -> ::mysql::Result<T> {
+    match result {
+        Err(::mysql::Error::MySqlError(e)) if e.code == ER_NO_SUCH_TABLE => Ok(T::default()),
+        other => other,
     }
 }
 

@@ -6,7 +6,7 @@
 //! `postgresql://` works too, and so do the other connection parameters of the `postgres`
 //! crate (`connect_timeout`, `application_name`, …). Ours, removed before the rest is parsed:
 //! - `pool_size` (1..=64, default 4): connections kept per backend handle (see *Pool*);
-//! - `schema` (default `public`): the PostgreSQL schema holding the store's two tables, so one
+//! - `schema` (default `public`): the PostgreSQL schema holding the store's tables, so one
 //!   database can hold several stores; created if missing. `[a-z_][a-z0-9_]{0,62}` only;
 //! - `sslmode` (see *TLS*); `sslrootcert`: a PEM file of CA certificates to trust instead of
 //!   the operating system's.
@@ -27,6 +27,7 @@
 //! tokenvault_records(id TEXT COLLATE "C" PRIMARY KEY, user_name_tag BYTEA UNIQUE,
 //!                    access_token_tag BYTEA UNIQUE, refresh_token_tag BYTEA UNIQUE,
 //!                    grant_token_tag BYTEA UNIQUE, sealed BYTEA NOT NULL)
+//! tokenvault_audit(seq BIGINT PRIMARY KEY, entry BYTEA NOT NULL)  -- optional: the audit log
 //! ```
 //! Created on first connect in one transaction under a transaction-scoped advisory lock, so
 //! processes connecting at once to a new store do not race; a newer schema version is refused.
@@ -34,6 +35,14 @@
 //! name, validated and quoted. `COLLATE "C"` makes [`Backend::list`]'s order byte order, as
 //! the other backends. PostgreSQL text cannot hold NUL: a record id with a NUL byte cannot
 //! exist here (a lookup finds nothing; storing one is [`BackendErrorKind::NotSupported`]).
+//!
+//! The audit table exists only in a store whose audit trail was turned on: it is created by
+//! [`Backend::prepare_audit`] (never at connect, so other stores never need the privilege to
+//! create it), under the same advisory lock. Older builds ignore it, so it leaves the schema
+//! version at 1 (the header says whether the trail is on). A statement on a missing table
+//! would abort the transaction, so audit reads and clears first check that it exists (in
+//! `pg_catalog.pg_tables`, remembered once true): a log never prepared reads as empty. Entry
+//! numbers above `i64::MAX` are refused.
 //!
 //! # Transactions
 //! [`Backend::transact`] runs `BEGIN ISOLATION LEVEL READ COMMITTED` and then locks the
@@ -82,6 +91,7 @@ mod schema;
 mod tls;
 mod transaction;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::sql::{error, retry};
@@ -100,6 +110,9 @@ pub struct PostgresBackend {
     pool: Pool,
     sql: Sql,
     schema: String,
+    /// Set once the audit table has been seen to exist (it is never dropped by tokenvault):
+    /// from then on, audit reads inside transactions skip the existence check.
+    audit_ready: AtomicBool,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -135,6 +148,7 @@ impl PostgresBackend {
             pool,
             sql: Sql::new(&settings.schema),
             schema: settings.schema,
+            audit_ready: AtomicBool::new(false),
         })
     }
 
@@ -207,5 +221,19 @@ impl Backend for PostgresBackend {
 
     fn transact(&self, step: &mut dyn FnMut(&mut dyn Transaction) -> Result<()>) -> Result<()> {
         self.transact_with_retries(step)
+    }
+
+    /// Creates `"{schema}".tokenvault_audit` if it does not exist: checked first without a lock
+    /// (no CREATE privilege needed once it exists), else created in a transaction under the
+    /// schema-creation advisory lock (see the module docs, *Schema*).
+    fn prepare_audit(&self) -> Result<(), BackendError> {
+        if !self.read(query::audit_exists)? {
+            let mut lease = self.pool.get()?;
+            lease.reusable = false;
+            schema::create_audit_table(&mut lease.conn().client, &self.schema)?;
+            lease.reusable = true;
+        }
+        self.audit_ready.store(true, Ordering::Relaxed);
+        Ok(())
     }
 }

@@ -3,11 +3,11 @@
 //! transactions. The queries return raw rows: decoding happens after, so that a decoding
 //! failure is not mistaken for a connection failure.
 
-use super::BackendError;
 use super::config::SCHEMA_NAME;
 use super::pool::PgConn;
+use super::{BackendError, BackendErrorKind, error};
 use crate::backend::sql::row::{TAG_COLUMNS, lookup_tags};
-use crate::backend::{LookupField, StoredRecord, Tag};
+use crate::backend::{AuditRow, LookupField, StoredRecord, Tag};
 
 /// Every statement this backend runs, by index into [`Sql::text`] and the per-connection cache.
 #[derive(Clone, Copy)]
@@ -23,8 +23,12 @@ pub(super) enum Q {
     Put,
     Delete,
     DeleteAll,
+    AuditExists,
+    AuditAppend,
+    AuditRead,
+    AuditClear,
 }
-pub(super) const STATEMENTS: usize = 11;
+pub(super) const STATEMENTS: usize = 15;
 
 const COLUMNS: &str =
     "id, user_name_tag, access_token_tag, refresh_token_tag, grant_token_tag, sealed";
@@ -34,13 +38,28 @@ pub(super) struct Sql {
     pub(super) text: [String; STATEMENTS],
     /// `BEGIN` and the writer lock, sent as one simple query (one round trip).
     pub(super) begin: String,
+    /// The schema name, bound into [`AUDIT_EXISTS`].
+    pub(super) schema: String,
 }
+
+/// The audit log's table (optional: created by `prepare_audit`, never at connect), qualified.
+pub(super) fn audit_table(schema: &str) -> String {
+    format!("\"{schema}\".tokenvault_audit")
+}
+
+/// Whether the audit table exists in schema `$1`. A statement naming a missing table would
+/// fail and abort the transaction, so this is asked first. A read of the catalog under the
+/// statement's snapshot, which sees every table committed before the statement (rather than
+/// `to_regclass`, whose name lookup goes through the session's catalog cache).
+pub(super) const AUDIT_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
+     WHERE schemaname = $1 AND tablename = 'tokenvault_audit')";
 
 impl Sql {
     pub(super) fn new(schema: &str) -> Self {
         debug_assert!(SCHEMA_NAME.accepts(schema));
         let meta = format!("\"{schema}\".tokenvault_meta");
         let records = format!("\"{schema}\".tokenvault_records");
+        let audit = audit_table(schema);
         let find = |column: &str| format!("SELECT {COLUMNS} FROM {records} WHERE {column} = $1");
         let [user_name, access_token, refresh_token, grant_token] = TAG_COLUMNS.map(find);
         let text = [
@@ -64,12 +83,20 @@ impl Sql {
             ),
             format!("DELETE FROM {records} WHERE id = $1"),
             format!("DELETE FROM {records}"),
+            AUDIT_EXISTS.to_owned(),
+            format!("INSERT INTO {audit}(seq, entry) VALUES ($1, $2)"),
+            format!("SELECT seq, entry FROM {audit} WHERE seq > $1 ORDER BY seq"),
+            format!("DELETE FROM {audit}"),
         ];
         let begin = format!(
             "BEGIN ISOLATION LEVEL READ COMMITTED; \
              SELECT 1 FROM {meta} WHERE key = 'schema_version' FOR UPDATE"
         );
-        Self { text, begin }
+        Self {
+            text,
+            begin,
+            schema: schema.to_owned(),
+        }
     }
 
     pub(super) fn find(field: LookupField) -> Q {
@@ -178,4 +205,64 @@ pub(super) fn delete(c: &mut PgConn, sql: &Sql, id: &str) -> Result<bool, postgr
 pub(super) fn delete_all(c: &mut PgConn, sql: &Sql) -> Result<(), postgres::Error> {
     let s = c.statement(sql, Q::DeleteAll)?;
     c.client.execute(&s, &[]).map(drop)
+}
+
+/// Whether the audit table exists (it does once `prepare_audit` has committed).
+pub(super) fn audit_exists(c: &mut PgConn, sql: &Sql) -> Result<bool, postgres::Error> {
+    let s = c.statement(sql, Q::AuditExists)?;
+    c.client.query_one(&s, &[&sql.schema])?.try_get(0)
+}
+
+pub(super) fn audit_append(
+    c: &mut PgConn,
+    sql: &Sql,
+    seq: i64,
+    entry: &[u8],
+) -> Result<(), postgres::Error> {
+    let s = c.statement(sql, Q::AuditAppend)?;
+    c.client.execute(&s, &[&seq, &entry]).map(drop)
+}
+
+/// An audit row as read: entry number and bytes.
+pub(super) type AuditRaw = (i64, Vec<u8>);
+
+pub(super) fn audit_read(
+    c: &mut PgConn,
+    sql: &Sql,
+    after: i64,
+) -> Result<Vec<AuditRaw>, postgres::Error> {
+    let s = c.statement(sql, Q::AuditRead)?;
+    c.client
+        .query(&s, &[&after])?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+pub(super) fn audit_clear(c: &mut PgConn, sql: &Sql) -> Result<(), postgres::Error> {
+    let s = c.statement(sql, Q::AuditClear)?;
+    c.client.execute(&s, &[]).map(drop)
+}
+
+/// Decodes an audit row as read. A negative number (planted: the vault writes none) is handed
+/// over as its two's-complement `u64`, beyond any count the header can hold, so the vault
+/// names that row rather than the whole read failing.
+pub(super) fn to_audit_row((seq, entry): AuditRaw) -> AuditRow {
+    AuditRow {
+        seq: seq.cast_unsigned(),
+        entry,
+    }
+}
+
+/// An audit entry number as stored (BIGINT): numbers above `i64::MAX` are refused.
+pub(super) fn audit_seq(seq: u64) -> Result<i64, BackendError> {
+    i64::try_from(seq).map_err(|_| {
+        error(
+            BackendErrorKind::Other,
+            format!(
+                "audit entry number {seq} is out of range: the PostgreSQL backend stores at most {}",
+                i64::MAX
+            ),
+        )
+    })
 }

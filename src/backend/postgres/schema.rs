@@ -1,9 +1,11 @@
 //! The store's schema: created on first connect, its version checked, in one transaction under
-//! a transaction-scoped advisory lock.
+//! a transaction-scoped advisory lock; and the optional audit table, created under that lock
+//! by `prepare_audit`.
 
 use postgres::Client;
 
 use super::errors::pg_error;
+use super::query::{AUDIT_EXISTS, audit_table};
 use super::{BackendError, BackendErrorKind, SCHEMA_VERSION, error};
 use crate::backend::sql::row::check_stored_version;
 
@@ -89,5 +91,30 @@ pub(super) fn create_or_check(client: &mut Client, schema: &str) -> Result<(), B
         SCHEMA_VERSION,
         "tokenvault tables without a valid schema version",
     )?;
+    tx.commit().map_err(pg)
+}
+
+/// Creates the audit table if it does not exist (`prepare_audit`), in one transaction under the
+/// schema-creation advisory lock, so that processes turning the trail on at once do not race
+/// on CREATE. Only called when a store turns its audit trail on: opening a store never
+/// creates it (older builds ignore the extra table; the schema version stays).
+pub(super) fn create_audit_table(client: &mut Client, schema: &str) -> Result<(), BackendError> {
+    let pg = |e: postgres::Error| pg_error(&e);
+    let mut tx = client.transaction().map_err(pg)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&SCHEMA_LOCK_CLASS, &schema_lock_key(schema)],
+    )
+    .map_err(pg)?;
+    let exists: bool = tx.query_one(AUDIT_EXISTS, &[&schema]).map_err(pg)?.get(0);
+    if !exists {
+        // The lock makes the check reliable; IF NOT EXISTS only spares a creator that did
+        // not take it.
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (seq BIGINT PRIMARY KEY NOT NULL, entry BYTEA NOT NULL)",
+            audit_table(schema)
+        ))
+        .map_err(pg)?;
+    }
     tx.commit().map_err(pg)
 }

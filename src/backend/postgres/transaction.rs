@@ -1,16 +1,17 @@
 //! [`Backend::transact`](crate::backend::Backend::transact): one attempt on one pooled connection
 //! under the writer lock, and the retries around it (see the module docs, *Transactions*).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use postgres::SimpleQueryMessage;
 
 use super::errors::{failure_of, message_of, pg_error};
 use super::pool::{Lease, PgConn};
-use super::query::{self, Sql, to_record};
+use super::query::{self, Sql, audit_seq, to_audit_row, to_record};
 use super::{BackendError, BackendErrorKind, PostgresBackend, Result, error};
 use crate::backend::sql::retry::{Backoff, Failure, MAX_ATTEMPTS};
-use crate::backend::{LookupField, StoredRecord, Tag, Transaction};
+use crate::backend::{AuditRow, LookupField, StoredRecord, Tag, Transaction};
 
 /// Jittered exponential backoff before try `n + 1` (n ≥ 1): 5 ms·2^(n−1) plus up to as much.
 const BACKOFF: Backoff = Backoff {
@@ -80,6 +81,7 @@ impl PostgresBackend {
         let mut tx = PgTransaction {
             conn,
             sql: &self.sql,
+            audit_ready: &self.audit_ready,
             failed: None,
         };
         let result = step(&mut tx);
@@ -171,6 +173,8 @@ enum Attempt {
 struct PgTransaction<'a> {
     conn: &'a mut PgConn,
     sql: &'a Sql,
+    /// The backend's "the audit table exists" (see [`PgTransaction::audit_exists`]).
+    audit_ready: &'a AtomicBool,
     failed: Option<(Failure, postgres::Error)>,
 }
 
@@ -190,6 +194,19 @@ impl PgTransaction<'_> {
             self.failed = Some((failure_of(&e), e));
             mapped
         })
+    }
+
+    /// Whether the audit table exists: asked (of the catalog: a statement on a missing table
+    /// would abort the transaction) until the answer is yes, then remembered.
+    fn audit_exists(&mut self) -> Result<bool, BackendError> {
+        if self.audit_ready.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let exists = self.run(query::audit_exists)?;
+        if exists {
+            self.audit_ready.store(true, Ordering::Relaxed);
+        }
+        Ok(exists)
     }
 }
 
@@ -238,5 +255,39 @@ impl Transaction for PgTransaction<'_> {
 
     fn delete_all(&mut self) -> Result<(), BackendError> {
         self.run(query::delete_all)
+    }
+
+    fn audit_append(&mut self, seq: u64, entry: &[u8]) -> Result<(), BackendError> {
+        let seq = audit_seq(seq)?;
+        if !self.audit_exists()? {
+            return Err(error(
+                BackendErrorKind::Other,
+                "the audit log's table does not exist (prepare_audit was never called here)",
+            ));
+        }
+        // A number already in the log violates the primary key: Conflict (see `pg_error`).
+        self.run(|c, s| query::audit_append(c, s, seq, entry))
+    }
+
+    fn audit_read(&mut self, after: u64) -> Result<Vec<AuditRow>, BackendError> {
+        // No stored number exceeds i64::MAX: nothing lies above a larger `after`.
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        if !self.audit_exists()? {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .run(|c, s| query::audit_read(c, s, after))?
+            .into_iter()
+            .map(to_audit_row)
+            .collect())
+    }
+
+    fn audit_clear(&mut self) -> Result<(), BackendError> {
+        if !self.audit_exists()? {
+            return Ok(());
+        }
+        self.run(query::audit_clear)
     }
 }

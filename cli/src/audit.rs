@@ -1,0 +1,225 @@
+//! `tokenvault audit on|off|show|verify`: the store's audit trail.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::UNIX_EPOCH;
+
+use tokenvault::{AuditEntry, AuditMode, AuditProblem, AuditTrail};
+
+use crate::CliError;
+use crate::cli::AuditAction;
+use crate::open::{Store, StoreUri};
+use crate::output::escape_controls;
+use crate::records::iso8601;
+
+pub fn run(
+    store: &Store,
+    uri: &StoreUri,
+    action: AuditAction,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    match action {
+        AuditAction::On { reads } => {
+            let mode = if reads {
+                AuditMode::All
+            } else {
+                AuditMode::Changes
+            };
+            set_mode(store, uri, mode, json)
+        }
+        AuditAction::Off => set_mode(store, uri, AuditMode::Off, json),
+        AuditAction::Show { last } => show(store, uri, last, json),
+        AuditAction::Verify => verify(store, uri, json),
+        AuditAction::Reset { yes } => reset(store, uri, yes, json),
+    }
+}
+
+fn reset(store: &Store, uri: &StoreUri, yes: bool, json: bool) -> Result<ExitCode, CliError> {
+    if !yes {
+        return Err(CliError::usage(
+            "audit reset deletes every entry of the log: save `tokenvault audit show --json` first, then pass --yes",
+        ));
+    }
+    let deleted = store.reset_audit_log().map_err(|e| uri.error(e))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::json!({ "deleted": deleted }))?;
+    } else {
+        writeln!(
+            out,
+            "deleted {deleted} audit entr{}; the log starts again with an audit_reset entry",
+            if deleted == 1 { "y" } else { "ies" }
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn set_mode(
+    store: &Store,
+    uri: &StoreUri,
+    mode: AuditMode,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    store.set_audit_mode(mode).map_err(|e| uri.error(e))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::json!({ "audit": mode.name() }))?;
+    } else {
+        let what = match mode {
+            AuditMode::Off => "off (the log is kept)",
+            AuditMode::Changes => "on: every change is logged",
+            _ => "on: every change and every read is logged",
+        };
+        writeln!(out, "audit trail {what}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn trail(store: &Store, uri: &StoreUri) -> Result<AuditTrail, CliError> {
+    store.audit_trail().map_err(|e| uri.error(e))
+}
+
+fn millis(entry: &AuditEntry) -> u64 {
+    entry
+        .time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn entry_json(entry: &AuditEntry, verified: bool) -> serde_json::Value {
+    serde_json::json!({
+        "verified": verified,
+        "seq": entry.seq,
+        "time": iso8601(millis(entry)),
+        "time_ms": millis(entry),
+        "operation": entry.operation,
+        "record": entry.record,
+        "outcome": entry.outcome.name(),
+        "user": entry.user,
+        "host": entry.host,
+        "detail": entry.detail,
+    })
+}
+
+fn problem_json(problem: &AuditProblem) -> serde_json::Value {
+    let (kind, seq) = match problem {
+        AuditProblem::Unreadable { seq } => ("unreadable", Some(seq)),
+        AuditProblem::Altered { seq } => ("altered", Some(seq)),
+        AuditProblem::OutOfPlace { seq, .. } => ("out_of_place", Some(seq)),
+        AuditProblem::Missing { from, .. } => ("missing", Some(from)),
+        AuditProblem::Truncated { .. } => ("truncated", None),
+        AuditProblem::Unexpected { seq } => ("unexpected", Some(seq)),
+        AuditProblem::WrongHead => ("wrong_head", None),
+        _ => ("other", None),
+    };
+    serde_json::json!({ "problem": kind, "seq": seq, "message": problem.to_string() })
+}
+
+/// One line per entry: number (`!` after it: not vouched for by the chain), time,
+/// operation, record, outcome, user@host, detail.
+fn entry_line(entry: &AuditEntry, verified: bool) -> String {
+    format!(
+        "{:>6}{} {}  {:<17} {:<18} {:<9} {}@{}{}",
+        entry.seq,
+        if verified { ' ' } else { '!' },
+        iso8601(millis(entry)),
+        escape_controls(&entry.operation),
+        escape_controls(entry.record.as_deref().unwrap_or("-")),
+        entry.outcome.name(),
+        escape_controls(&entry.user),
+        escape_controls(&entry.host),
+        if entry.detail.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", escape_controls(&entry.detail))
+        }
+    )
+}
+
+fn summary(trail: &AuditTrail) -> String {
+    if trail.is_intact() {
+        format!(
+            "{} entr{}, chain intact, ending where the header says; audit trail {}",
+            trail.expected,
+            if trail.expected == 1 { "y" } else { "ies" },
+            trail.mode.name()
+        )
+    } else {
+        format!(
+            "{} problem(s) in the audit log ({} entries counted by the header): it was changed outside the store",
+            trail.problems.len(),
+            trail.expected
+        )
+    }
+}
+
+fn exit(trail: &AuditTrail) -> ExitCode {
+    if trail.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn show(
+    store: &Store,
+    uri: &StoreUri,
+    last: Option<usize>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let trail = trail(store, uri)?;
+    let skip = last.map_or(0, |n| trail.entries.len().saturating_sub(n));
+    let shown = &trail.entries[skip..];
+    let mut out = std::io::stdout().lock();
+    if json {
+        let entries: Vec<_> = shown
+            .iter()
+            .map(|e| entry_json(e, !trail.unverified.contains(&e.seq)))
+            .collect();
+        let problems: Vec<_> = trail.problems.iter().map(problem_json).collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "mode": trail.mode.name(),
+                "entries": entries,
+                "intact": trail.is_intact(),
+                "problems": problems,
+            })
+        )?;
+    } else {
+        for entry in shown {
+            let verified = !trail.unverified.contains(&entry.seq);
+            writeln!(out, "{}", entry_line(entry, verified))?;
+        }
+        for problem in &trail.problems {
+            writeln!(out, "PROBLEM {problem}")?;
+        }
+        writeln!(out, "{}", summary(&trail))?;
+    }
+    Ok(exit(&trail))
+}
+
+fn verify(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliError> {
+    let trail = trail(store, uri)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let problems: Vec<_> = trail.problems.iter().map(problem_json).collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "mode": trail.mode.name(),
+                "entries": trail.expected,
+                "intact": trail.is_intact(),
+                "problems": problems,
+            })
+        )?;
+    } else {
+        for problem in &trail.problems {
+            writeln!(out, "PROBLEM {problem}")?;
+        }
+        writeln!(out, "{}", summary(&trail))?;
+    }
+    Ok(exit(&trail))
+}
