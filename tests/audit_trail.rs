@@ -250,6 +250,40 @@ fn every_tampering_is_named(make: &Make<'_>) {
             AuditProblem::OutOfPlace { seq: 4, says: 3 }
         ]
     );
+    // Shown where they are kept, neither vouched for, nor the entry after them.
+    let shown: Vec<(u64, bool)> = store
+        .audit_trail()
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| (e.seq, e.verified))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (1, true),
+            (2, true),
+            (3, false),
+            (4, false),
+            (5, false),
+            (6, true)
+        ]
+    );
+
+    // A copy planted as number 0 (which no build writes): named, shown, never chained.
+    let mut zero = good.clone();
+    zero.insert(
+        0,
+        AuditRow {
+            seq: 0,
+            entry: good[0].entry.clone(),
+        },
+    );
+    plant(&store, &zero);
+    assert_eq!(problems(&store), [AuditProblem::Unexpected { seq: 0 }]);
+    let trail = store.audit_trail().unwrap();
+    assert_eq!(trail.entries.len(), 7);
+    assert!(!trail.entries[0].verified && trail.entries[1].verified);
 
     // The tail cut: only the header's count tells.
     plant(&store, &good[..4]);
@@ -293,7 +327,13 @@ fn every_tampering_is_named(make: &Make<'_>) {
     save(&store, token("later@example.com", 1));
     assert_eq!(problems(&store), [AuditProblem::Altered { seq: 3 }]);
     let trail = store.audit_trail().unwrap();
-    assert_eq!(trail.unverified, [3]);
+    let unverified: Vec<u64> = trail
+        .entries
+        .iter()
+        .filter(|e| !e.verified)
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(unverified, [3]);
     assert_eq!(trail.entries.len(), 7);
 
     // Put back as it was (with the later entry), the log checks again.
@@ -419,11 +459,67 @@ fn a_planted_entry_blocks_writes_until_reset(make: &Make<'_>) {
     assert!(!String::from_utf8_lossy(&all).contains("pasted"));
 }
 
+/// A header from before the trail was on, put back over an audited store: its entries are
+/// all reported, turning the trail on again is refused until the log is reset. And in mode
+/// all, `verify --accept` still works though logged reads write in between.
+fn a_header_put_back_and_accept_in_mode_all(make: &Make<'_>) {
+    let store = EncryptedStore::create(make(), &raw(1)).unwrap();
+    save(&store, token("ann@example.com", 1));
+    let before = store.backend().read_header().unwrap().unwrap();
+    store.set_audit_mode(AuditMode::Changes).unwrap();
+    save(&store, token("bob@example.com", 1));
+    let backend = store.into_backend();
+    backend
+        .transact(&mut |tx| Ok(tx.put_header(&before)?))
+        .unwrap();
+    let store = EncryptedStore::open(backend, &raw(1)).unwrap();
+    assert_eq!(
+        problems(&store),
+        [
+            AuditProblem::Unexpected { seq: 1 },
+            AuditProblem::Unexpected { seq: 2 }
+        ]
+    );
+    assert_eq!(store.audit_trail().unwrap().entries.len(), 2, "shown");
+    assert!(matches!(
+        store.set_audit_mode(AuditMode::All),
+        Err(Error::Refused { .. })
+    ));
+    assert_eq!(store.reset_audit_log().unwrap(), 2);
+    store.set_audit_mode(AuditMode::All).unwrap();
+    assert!(problems(&store).is_empty());
+
+    // The records changed outside the store (the header went back): verify says so, reads
+    // logged meanwhile do not stop the accept, and the accept's entry counts the records.
+    let report = store.verify().unwrap();
+    assert!(!report.is_clean());
+    store
+        .find_token(&OAuthToken::new().with_user_name("ann@example.com"))
+        .unwrap();
+    assert_eq!(store.accept_records(&report).unwrap(), 2);
+    let trail = store.audit_trail().unwrap();
+    assert!(trail.is_intact(), "{:?}", trail.problems);
+    let last = trail.entries.last().unwrap();
+    assert_eq!(
+        (last.operation.as_str(), last.detail.as_str()),
+        ("accept_records", "2 record(s)")
+    );
+    assert!(store.verify().unwrap().is_clean());
+    // A save after the verify changes the records: the accept is refused.
+    let report = store.verify().unwrap();
+    save(&store, token("cy@example.com", 1));
+    assert!(matches!(
+        store.accept_records(&report),
+        Err(Error::Refused { .. })
+    ));
+}
+
 fn run_all(make: &Make<'_>) {
     every_operation_is_logged(make);
     every_tampering_is_named(make);
     a_rekey_rechains_the_log(make);
     a_planted_entry_blocks_writes_until_reset(make);
+    a_header_put_back_and_accept_in_mode_all(make);
 }
 
 #[test]

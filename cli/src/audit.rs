@@ -1,8 +1,7 @@
-//! `tokenvault audit on|off|show|verify`: the store's audit trail.
+//! `tokenvault audit on|off|show|verify|reset`: the store's audit trail.
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::UNIX_EPOCH;
 
 use tokenvault::{AuditEntry, AuditMode, AuditProblem, AuditTrail};
 
@@ -79,19 +78,12 @@ fn trail(store: &Store, uri: &StoreUri) -> Result<AuditTrail, CliError> {
     store.audit_trail().map_err(|e| uri.error(e))
 }
 
-fn millis(entry: &AuditEntry) -> u64 {
-    entry
-        .time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn entry_json(entry: &AuditEntry, verified: bool) -> serde_json::Value {
+fn entry_json(entry: &AuditEntry) -> serde_json::Value {
     serde_json::json!({
-        "verified": verified,
+        "verified": entry.verified,
         "seq": entry.seq,
-        "time": iso8601(millis(entry)),
-        "time_ms": millis(entry),
+        "time": iso8601(entry.unix_millis()),
+        "time_ms": entry.unix_millis(),
         "operation": entry.operation,
         "record": entry.record,
         "outcome": entry.outcome.name(),
@@ -102,27 +94,35 @@ fn entry_json(entry: &AuditEntry, verified: bool) -> serde_json::Value {
 }
 
 fn problem_json(problem: &AuditProblem) -> serde_json::Value {
-    let (kind, seq) = match problem {
-        AuditProblem::Unreadable { seq } => ("unreadable", Some(seq)),
-        AuditProblem::Altered { seq } => ("altered", Some(seq)),
-        AuditProblem::OutOfPlace { seq, .. } => ("out_of_place", Some(seq)),
-        AuditProblem::Missing { from, .. } => ("missing", Some(from)),
-        AuditProblem::Truncated { .. } => ("truncated", None),
-        AuditProblem::Unexpected { seq } => ("unexpected", Some(seq)),
-        AuditProblem::WrongHead => ("wrong_head", None),
-        _ => ("other", None),
+    use serde_json::json;
+    let mut out = match *problem {
+        AuditProblem::Unreadable { seq } => json!({ "problem": "unreadable", "seq": seq }),
+        AuditProblem::Altered { seq } => json!({ "problem": "altered", "seq": seq }),
+        AuditProblem::OutOfPlace { seq, says } => {
+            json!({ "problem": "out_of_place", "seq": seq, "says": says })
+        }
+        AuditProblem::Missing { from, to } => {
+            json!({ "problem": "missing", "from": from, "to": to })
+        }
+        AuditProblem::Truncated { last, expected } => {
+            json!({ "problem": "truncated", "last": last, "expected": expected })
+        }
+        AuditProblem::Unexpected { seq } => json!({ "problem": "unexpected", "seq": seq }),
+        AuditProblem::WrongHead => json!({ "problem": "wrong_head" }),
+        _ => json!({ "problem": "other" }),
     };
-    serde_json::json!({ "problem": kind, "seq": seq, "message": problem.to_string() })
+    out["message"] = problem.to_string().into();
+    out
 }
 
 /// One line per entry: number (`!` after it: not vouched for by the chain), time,
 /// operation, record, outcome, user@host, detail.
-fn entry_line(entry: &AuditEntry, verified: bool) -> String {
+fn entry_line(entry: &AuditEntry) -> String {
     format!(
         "{:>6}{} {}  {:<17} {:<18} {:<9} {}@{}{}",
         entry.seq,
-        if verified { ' ' } else { '!' },
-        iso8601(millis(entry)),
+        if entry.verified { ' ' } else { '!' },
+        iso8601(entry.unix_millis()),
         escape_controls(&entry.operation),
         escape_controls(entry.record.as_deref().unwrap_or("-")),
         entry.outcome.name(),
@@ -172,10 +172,7 @@ fn show(
     let shown = &trail.entries[skip..];
     let mut out = std::io::stdout().lock();
     if json {
-        let entries: Vec<_> = shown
-            .iter()
-            .map(|e| entry_json(e, !trail.unverified.contains(&e.seq)))
-            .collect();
+        let entries: Vec<_> = shown.iter().map(entry_json).collect();
         let problems: Vec<_> = trail.problems.iter().map(problem_json).collect();
         writeln!(
             out,
@@ -189,8 +186,7 @@ fn show(
         )?;
     } else {
         for entry in shown {
-            let verified = !trail.unverified.contains(&entry.seq);
-            writeln!(out, "{}", entry_line(entry, verified))?;
+            writeln!(out, "{}", entry_line(entry))?;
         }
         for problem in &trail.problems {
             writeln!(out, "PROBLEM {problem}")?;

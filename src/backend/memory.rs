@@ -87,8 +87,12 @@ impl State {
 
     /// The audit entries numbered above `after`, in order.
     pub(super) fn audit_after(&self, after: u64) -> Vec<AuditRow> {
-        let Some(first) = after.checked_add(1) else {
-            return Vec::new();
+        let first = match after {
+            0 => 0, // every entry, a planted number 0 included
+            _ => match after.checked_add(1) {
+                Some(first) => first,
+                None => return Vec::new(),
+            },
         };
         self.audit
             .range(first..)

@@ -319,8 +319,10 @@ pub trait Transaction {
         Err(no_audit_log())
     }
 
-    /// The audit-log entries numbered above `after`, by number (`after = 0`: all of them).
-    /// A log whose storage was never prepared reads as empty.
+    /// The audit-log entries numbered above `after`, by number; `after = 0`: every entry,
+    /// including any numbered 0 (or, in a signed SQL column, below: handed over as the
+    /// two's-complement `u64`), which no build writes but storage may hold. A log whose
+    /// storage was never prepared reads as empty.
     ///
     /// # Errors
     /// [`NotSupported`](crate::BackendErrorKind::NotSupported), storage failures.

@@ -438,7 +438,9 @@ impl Transaction for SqliteTransaction<'_> {
         };
         let mut stmt = self
             .tx
-            .prepare_cached("SELECT seq, entry FROM tokenvault_audit WHERE seq > ?1 ORDER BY seq")
+            .prepare_cached(
+                "SELECT seq, entry FROM tokenvault_audit WHERE seq > ?1 OR ?1 = 0 ORDER BY seq",
+            )
             .map_err(sql_error)?;
         let rows = stmt
             .query_map(params![after], |row| {

@@ -2,7 +2,7 @@
 
 use super::audit::op;
 use super::freshness::{Finding, RecordSet};
-use super::{EncryptedStore, SEAL_LIMIT, SEAL_WARNING, sealing, tampered, witness};
+use super::{EncryptedStore, SEAL_LIMIT, SEAL_WARNING, sealing, tampered};
 use crate::backend::Backend;
 use crate::crypto::{Argon2Params, Key, role};
 use crate::format::header::{
@@ -64,9 +64,9 @@ pub struct VerifyReport {
     pub failed: Vec<(String, Error)>,
     /// Whether the records are the ones the last write left (SECURITY.md §3.5).
     pub record_set: RecordSetCheck,
-    /// The write counter of the header checked (what
-    /// [`accept_records`](EncryptedStore::accept_records) accepts).
-    writes: u64,
+    /// The summary of the records as found (what
+    /// [`accept_records`](EncryptedStore::accept_records) accepts, if they are still these).
+    found: RecordSet,
 }
 
 impl VerifyReport {
@@ -444,11 +444,13 @@ impl<B: Backend> EncryptedStore<B> {
     /// a summary before its first write (the upgrade), and how records that
     /// [`verify`](Self::verify) reported are accepted once dealt with (restored from a
     /// backup, or judged harmless). Until then every later verify keeps reporting them.
-    /// `checked` is the verify the caller looked at: if the store was written since, what
-    /// would be accepted is not what was seen, and nothing is done.
+    /// `checked` is the verify the caller looked at: if the records changed since, what would
+    /// be accepted is not what was seen, and nothing is done. (Writes that leave the records
+    /// as they were — a slot change, a logged read — do not count: the records are compared,
+    /// not the write counter.)
     ///
     /// # Errors
-    /// [`Error::Refused`] if the store was written since `checked`; storage and integrity
+    /// [`Error::Refused`] if the records changed since `checked`; storage and integrity
     /// errors.
     pub fn accept_records(&self, checked: &VerifyReport) -> Result<u64> {
         self.log_failure(
@@ -462,13 +464,21 @@ impl<B: Backend> EncryptedStore<B> {
         let mut outcome = None;
         self.backend.transact(&mut |tx| {
             let state = self.state_in(tx)?;
-            if witness::writes_of(&state.header) != checked.writes {
-                return Err(Error::Refused {
-                    reason: "the store was written since that verify; verify again",
-                });
-            }
             let mut write = self.begin_write(tx, &state, op::ACCEPT_RECORDS)?;
             let count = self.recount(tx, &mut write)?;
+            if write.record_set() != checked.found {
+                return Err(Error::Refused {
+                    reason: "the records changed since that verify; verify again",
+                });
+            }
+            if write.logs() {
+                write.log(super::audit::Event {
+                    operation: op::ACCEPT_RECORDS,
+                    record: None,
+                    outcome: super::audit::AuditOutcome::Ok,
+                    detail: format!("{count} record(s)"),
+                });
+            }
             outcome = Some((count, self.finish_write(tx, &state, write)?));
             Ok(())
         })?;
@@ -483,6 +493,14 @@ impl<B: Backend> EncryptedStore<B> {
     /// # Errors
     /// Header integrity and storage errors; record failures go into the report.
     pub fn verify(&self) -> Result<VerifyReport> {
+        let report = self.log_failed_read(op::VERIFY, None, self.verify_unlogged())?;
+        self.log_read(op::VERIFY, None, super::audit::AuditOutcome::Ok, || {
+            format!("{} ok, {} failed", report.ok, report.failed.len())
+        })?;
+        Ok(report)
+    }
+
+    fn verify_unlogged(&self) -> Result<VerifyReport> {
         let (state, batch) = self.scan_with_header(true)?;
         let mut checked: Vec<Option<Error>> =
             std::iter::repeat_with(|| None).take(batch.len()).collect();
@@ -493,10 +511,7 @@ impl<B: Backend> EncryptedStore<B> {
                 Err(e) => Some(e),
             };
         })?;
-        let mut report = VerifyReport {
-            writes: witness::writes_of(&state.header),
-            ..VerifyReport::default()
-        };
+        let mut report = VerifyReport::default();
         for (i, failure) in checked.into_iter().enumerate() {
             match failure {
                 None => report.ok += 1,
@@ -504,14 +519,13 @@ impl<B: Backend> EncryptedStore<B> {
             }
         }
         let records = || (0..batch.len()).map(|i| (batch.id(i), batch.sealed(i)));
+        for (id, sealed) in records() {
+            report.found.add(&self.freshness, id, sealed);
+        }
         report.record_set = match &state.record_set {
             None => RecordSetCheck::NotSummarized,
             Some(expected) => {
-                let mut found = RecordSet::default();
-                for (id, sealed) in records() {
-                    found.add(&self.freshness, id, sealed);
-                }
-                let findings = expected.explain(&found, &self.freshness, records());
+                let findings = expected.explain(&report.found, &self.freshness, records());
                 if findings.is_empty() {
                     RecordSetCheck::Intact
                 } else {
@@ -519,9 +533,6 @@ impl<B: Backend> EncryptedStore<B> {
                 }
             }
         };
-        self.log_read(op::VERIFY, None, super::audit::AuditOutcome::Ok, || {
-            format!("{} ok, {} failed", report.ok, report.failed.len())
-        })?;
         Ok(report)
     }
 }

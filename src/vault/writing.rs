@@ -50,9 +50,20 @@ impl Write {
         Ok(())
     }
 
-    /// Adds an entry to the log (if this write logs).
+    /// The summary of the records as this write leaves them (so far).
+    pub fn record_set(&self) -> RecordSet {
+        self.set
+    }
+
+    /// Queues an entry; it is appended by `finish_write` if this write logs (the header it
+    /// began from has the trail on, or `log_anyway` was called).
     pub fn log(&mut self, event: Event) {
         self.events.push(event);
+    }
+
+    /// Whether this write appends to the log.
+    pub fn logs(&self) -> bool {
+        self.logging
     }
 
     /// Logs this write with `detail` even if the trail was off when it began (turning it on).

@@ -70,7 +70,9 @@ impl Sql {
             delete: format!("DELETE FROM {r} WHERE `id` = ?"),
             delete_all: format!("DELETE FROM {r}"),
             audit_append: format!("INSERT INTO {a} (`seq`, `entry`) VALUES (?, ?)"),
-            audit_read: format!("SELECT `seq`, `entry` FROM {a} WHERE `seq` > ? ORDER BY `seq`"),
+            audit_read: format!(
+                "SELECT `seq`, `entry` FROM {a} WHERE `seq` > ? OR ? = 0 ORDER BY `seq`"
+            ),
             // Not TRUNCATE: DDL, which would commit the transaction.
             audit_clear: format!("DELETE FROM {a}"),
             meta,

@@ -309,7 +309,7 @@ impl Transaction for MysqlTransaction<'_> {
         self.run("reading the audit log", |conn, sql| {
             // A failed statement leaves an InnoDB transaction open, unlike PostgreSQL's: a
             // table never prepared can simply be tried.
-            no_table_is_empty(conn.exec::<Row, _, _>(&sql.audit_read, (after,)))
+            no_table_is_empty(conn.exec::<Row, _, _>(&sql.audit_read, (after, after)))
         })?
         .into_iter()
         .map(to_audit_row)

@@ -85,7 +85,7 @@ impl Sql {
             format!("DELETE FROM {records}"),
             AUDIT_EXISTS.to_owned(),
             format!("INSERT INTO {audit}(seq, entry) VALUES ($1, $2)"),
-            format!("SELECT seq, entry FROM {audit} WHERE seq > $1 ORDER BY seq"),
+            format!("SELECT seq, entry FROM {audit} WHERE seq > $1 OR $1 = 0 ORDER BY seq"),
             format!("DELETE FROM {audit}"),
         ];
         let begin = format!(

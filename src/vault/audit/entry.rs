@@ -36,6 +36,18 @@ pub enum AuditOutcome {
     Failed,
 }
 
+impl AuditEntry {
+    /// Its time as milliseconds since the Unix epoch (as stored).
+    pub fn unix_millis(&self) -> u64 {
+        unix_millis(self.time)
+    }
+}
+
+fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl AuditOutcome {
     fn code(self) -> u8 {
         match self {
@@ -67,8 +79,13 @@ impl AuditOutcome {
 /// One entry of a store's audit log, as read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {
-    /// Its number: 1 for the first entry, then one more for each.
+    /// The number it is kept under (1 for the first entry, then one more for each; a moved
+    /// entry says another, which [`AuditProblem::OutOfPlace`](super::AuditProblem) names).
     pub seq: u64,
+    /// Whether the chain vouches for it: its MAC links it to the entry before, and the log
+    /// ends where the header says. False for an altered or moved entry, one after a gap or
+    /// an unreadable entry, and one beyond the header's count: shown, not to be trusted.
+    pub verified: bool,
     /// When it was written (the writer's clock, to the millisecond).
     pub time: SystemTime,
     /// What was done: `save`, `delete`, `find`, … (see SECURITY.md §3.7 for the list).
@@ -135,9 +152,7 @@ pub(crate) fn encode(
     actor: &Actor,
     event: &Event,
 ) -> (Vec<u8>, [u8; 32]) {
-    let ms = time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let ms = unix_millis(time);
     let mut out = Vec::with_capacity(96 + event.detail.len());
     out.push(ENTRY_VERSION);
     out.extend_from_slice(&seq.to_be_bytes());
@@ -153,9 +168,11 @@ pub(crate) fn encode(
     (out, mac)
 }
 
-/// An entry's bytes split: the entry, the bytes its MAC covers, and the MAC.
+/// An entry's bytes split: the entry, the number it was written as, the bytes its MAC
+/// covers, and the MAC.
 pub(crate) struct Parsed<'a> {
     pub entry: AuditEntry,
+    pub entry_seq: u64,
     pub body: &'a [u8],
     pub mac: [u8; 32],
 }
@@ -180,18 +197,20 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Parsed<'_>> {
     let seq = r.u64().ok()?;
     let time = UNIX_EPOCH.checked_add(Duration::from_millis(r.u64().ok()?))?;
     let outcome = AuditOutcome::from_code(r.u8().ok()?)?;
-    let operation = text(&mut r, false)?;
-    let record = Some(text(&mut r, true)?).filter(|r| !r.is_empty());
+    let operation = text(&mut r, false).filter(|op| op.is_ascii())?;
+    let record = text(&mut r, true).filter(|r| r.len() <= LONG_FIELD)?;
     let user = text(&mut r, false)?;
     let host = text(&mut r, false)?;
-    let detail = text(&mut r, true)?;
+    let detail = text(&mut r, true).filter(|d| d.len() <= LONG_FIELD)?;
     r.finish().ok()?;
     Some(Parsed {
+        entry_seq: seq,
         entry: AuditEntry {
             seq,
+            verified: false,
             time,
             operation,
-            record,
+            record: Some(record).filter(|r| !r.is_empty()),
             outcome,
             user,
             host,
