@@ -61,7 +61,7 @@ pub mod vault;
 pub use crypto::{Argon2Params, Tag};
 #[cfg(feature = "keychain")]
 pub use keys::keychain;
-pub use keys::{Credential, CredentialChoice, CredentialError, PassphraseOrigin, RawKey};
+pub use keys::{Credential, CredentialChoice, CredentialError, PassphraseOrigin, RawKey, StoreKey};
 pub use matching::LookupField;
 pub use open::{Store, create, open, open_backend, open_from_env};
 pub use store::{BackendError, BackendErrorKind, Error, Result, Subject, TokenStore};

@@ -213,7 +213,44 @@ impl<B: Backend> EncryptedStore<B> {
     ) -> Result<Self> {
         let bytes = backend.read_header()?.ok_or(Error::NoStore)?;
         let (slot_id, store_key) = credential.open(&Header::read(&bytes)?)?;
-        let store = Self::unlocked(backend, store_key, slot_id, bytes, Some(witness))?;
+        Self::unlocked(backend, store_key, slot_id, bytes, Some(witness))?.checked_by_witness()
+    }
+
+    /// Opens the store with its own key, exported earlier by
+    /// [`export_store_key`](Self::export_store_key) (a session cache: no slot, no Argon2id),
+    /// checked against the header's store-key commitment; with `witness`, as
+    /// [`open_witnessed`](Self::open_witnessed).
+    ///
+    /// # Errors
+    /// [`Error::WrongKey`] for a key that is not this store's (another store's, or one from
+    /// before a [`rekey`](Self::rekey)); otherwise as [`open`](Self::open) and
+    /// [`open_witnessed`](Self::open_witnessed).
+    pub fn open_with_store_key(
+        backend: B,
+        key: &crate::StoreKey,
+        witness: Option<Box<dyn Witness>>,
+    ) -> Result<Self> {
+        let bytes = backend.read_header()?.ok_or(Error::NoStore)?;
+        let header = Header::read(&bytes)?;
+        let store_key = Key::<role::Store>::init(|out| out.copy_from_slice(key.expose_secret()));
+        if !store_key.matches_commitment(&header.store_key_commitment) {
+            return Err(Error::WrongKey);
+        }
+        // No slot opened it: slot 0 is none (slot ids start at 1).
+        Self::unlocked(backend, store_key, 0, bytes, witness)?.checked_by_witness()
+    }
+
+    /// The store's own key, for a session cache (the CLI's `unlock`): whoever holds it opens
+    /// the store with [`open_with_store_key`](Self::open_with_store_key) until a
+    /// [`rekey`](Self::rekey). See [`StoreKey`](crate::StoreKey).
+    pub fn export_store_key(&self) -> crate::StoreKey {
+        crate::StoreKey::from_bytes(*self.store_key.expose())
+    }
+
+    /// Checks a store just unlocked against its witness (`open_witnessed`).
+    fn checked_by_witness(self) -> Result<Self> {
+        let store = self;
+        // (Without a witness: only the header read again, which a fresh open may well skip.)
         // The store id is authenticated now. The witness is read before the header it is
         // checked against, so a counter another process recorded meanwhile is one that
         // header already has.

@@ -547,3 +547,41 @@ fn an_unreadable_witness_fails_the_open_and_an_unwritable_one_fails_no_write() {
     save(&store, token("ann", "a1"));
     assert_eq!(store.get_tokens().unwrap().len(), 1);
 }
+
+/// A store key exported for a session cache (`tokenvault unlock`) opens the store without a
+/// slot; another store's key, or the same key after a rekey, does not.
+#[test]
+fn an_exported_store_key_opens_until_a_rekey() {
+    let backend = Arc::new(MemoryBackend::new());
+    let store = EncryptedStore::create(backend.clone(), &raw(1)).unwrap();
+    let id = save(&store, token("ann", "a1"));
+    let key = store.export_store_key();
+    assert_eq!(format!("{key:?}"), "StoreKey(<redacted>)");
+    let reopened = EncryptedStore::open_with_store_key(backend.clone(), &key, None).unwrap();
+    assert_eq!(
+        reopened
+            .find_token_by_id(&id)
+            .unwrap()
+            .unwrap()
+            .access_token()
+            .unwrap()
+            .expose_secret(),
+        "a1"
+    );
+    // It writes as any handle does.
+    save(&reopened, token("bob", "b1"));
+    let other = EncryptedStore::create(MemoryBackend::new(), &raw(1)).unwrap();
+    assert!(matches!(
+        EncryptedStore::open_with_store_key(backend.clone(), &other.export_store_key(), None),
+        Err(Error::WrongKey)
+    ));
+    drop(reopened);
+    let (rekeyed, _) = store
+        .rekey(&[raw(2)], Argon2Params::default(), &mut |_, _| {})
+        .unwrap();
+    drop(rekeyed);
+    assert!(matches!(
+        EncryptedStore::open_with_store_key(backend, &key, None),
+        Err(Error::WrongKey)
+    ));
+}

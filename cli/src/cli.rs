@@ -14,7 +14,10 @@ Store URIs (--store or TOKENVAULT_STORE):
 Keys: a passphrase comes from TOKENVAULT_PASSPHRASE, --passphrase-file, or a prompt on the
 terminal; a raw key (stores created with --key env) from TOKENVAULT_KEY (base64, 32 bytes).
 
-Exit status: 0 success, 1 failure, 2 usage error.
+Exit status: 0 success; 1 failure (and `verify`/`audit verify` finding a problem); 2 usage
+error; 3 not found; 4 wrong or missing key; 5 integrity (tampered, rolled back); 6 refused
+(conflict, store exists); 7 storage; 8 token endpoint. With --json, errors are one JSON object
+on stderr: {\"error\":{\"code\":\"…\",\"message\":\"…\"}}.
 
 Example:
   tokenvault init
@@ -50,6 +53,16 @@ pub struct Cli {
     )]
     pub witness: Option<String>,
 
+    /// Accept a new passphrase that zxcvbn rates as guessable (score below 2 is refused
+    /// otherwise; 2 is warned about).
+    #[arg(
+        long,
+        global = true,
+        env = "TOKENVAULT_ALLOW_WEAK_PASSPHRASE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_weak_passphrase: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -79,7 +92,7 @@ pub enum Command {
     )]
     Get {
         /// The record id.
-        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        #[arg(conflicts_with = "user")]
         id: Option<String>,
         /// Find by user name instead.
         #[arg(long, value_name = "NAME")]
@@ -208,7 +221,7 @@ pub enum Command {
     )]
     AccessToken {
         /// The record id.
-        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        #[arg(conflicts_with = "user")]
         id: Option<String>,
         /// Find by user name instead.
         #[arg(long, value_name = "NAME")]
@@ -223,6 +236,52 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 30)]
         timeout: u64,
     },
+
+    /// Run COMMAND with a valid access token in its environment (ZOHO_ACCESS_TOKEN, or
+    /// --env VAR), refreshed first if it expires within --skew — through the same lock as
+    /// `access-token`, so N parallel execs refresh once. The command never sees the store:
+    /// the store's own variables are removed from its environment. Exits with its status.
+    #[command(
+        after_help = "Examples:\n  tokenvault exec --user ann@example.com -- ./sync-contacts.sh\n  tokenvault exec 3f2a9c0d41b7e865 --env ACCESS_TOKEN -- python report.py"
+    )]
+    Exec {
+        /// The record id.
+        #[arg(conflicts_with = "user")]
+        id: Option<String>,
+        /// Find by user name instead.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// The variable that carries the token.
+        #[arg(long = "env", value_name = "VAR", default_value = "ZOHO_ACCESS_TOKEN")]
+        var: String,
+        /// The OAuth token endpoint (https; plain http only to loopback).
+        #[arg(long, value_name = "URL")]
+        token_url: Option<String>,
+        /// Refresh when the token expires within this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        skew: u64,
+        /// Give up on the token endpoint after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        timeout: u64,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
+    },
+
+    /// Unlock the store for this login session: one passphrase (or key) now, then every
+    /// command in the session opens it without Argon2id or a prompt until --for has passed or
+    /// `tokenvault lock`. The store key is kept in the Linux kernel keyring (the session
+    /// keyring; readable by this user's processes only; never on disk).
+    #[command(after_help = "Examples:\n  tokenvault unlock\n  tokenvault unlock --for 8h")]
+    Unlock {
+        /// How long: 30s, 15m, 8h, 1d (at most 7d).
+        #[arg(long = "for", value_name = "DURATION", default_value = "15m", value_parser = crate::session_duration::parse_duration)]
+        duration: std::time::Duration,
+    },
+
+    /// End what `unlock` started: the store key leaves the kernel keyring now.
+    #[command(after_help = "Example:\n  tokenvault lock")]
+    Lock,
 
     /// List, add or remove key slots (a store opens with any one of them).
     #[command(
@@ -252,6 +311,21 @@ pub enum Command {
         #[arg(long)]
         resume: bool,
     },
+
+    /// Print a completion script for SHELL (needs no store).
+    #[command(
+        after_help = "Examples:\n  tokenvault completions bash > ~/.local/share/bash-completion/completions/tokenvault\n  tokenvault completions zsh > \"${fpath[1]}/_tokenvault\"\n  tokenvault completions fish > ~/.config/fish/completions/tokenvault.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff; needs no store).
+    #[command(
+        after_help = "Examples:\n  tokenvault manpage | man -l -\n  tokenvault manpage > ~/.local/share/man/man1/tokenvault.1"
+    )]
+    Manpage,
 }
 
 /// Key slot actions.

@@ -10,10 +10,8 @@ use tokenvault::{
 
 use crate::CliError;
 use crate::cli::{KeyKind, SlotAction};
-use crate::open::{
-    NEW_PASSPHRASE_SOURCES, PASSPHRASE_SOURCES, Store, StoreUri, Unlock, failure, read_secret,
-};
-use crate::output::escape_controls;
+use crate::open::{NEW_PASSPHRASE_SOURCES, PASSPHRASE_SOURCES, Store, StoreUri, Unlock};
+use crate::output::{escape_controls, report};
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise.
 pub fn progress_bar(what: &str) -> indicatif::ProgressBar {
@@ -26,44 +24,62 @@ pub fn progress_bar(what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-pub fn init(uri: &StoreUri, unlock: &Unlock, key: KeyKind) -> Result<ExitCode, CliError> {
+pub fn init(
+    uri: &StoreUri,
+    unlock: &Unlock,
+    key: KeyKind,
+    json: bool,
+) -> Result<ExitCode, CliError> {
     // The credential first: a failed prompt must not leave an empty database behind.
     let credential = match key {
-        KeyKind::Passphrase => read_secret(
-            PASSPHRASE_SOURCES,
-            unlock.passphrase_file.as_deref(),
-            "New passphrase: ",
-            true,
-        )?,
-        KeyKind::Env => Credential::raw_key(RawKey::from_env().map_err(|e| failure(&e))?),
+        KeyKind::Passphrase => {
+            unlock.new_passphrase(PASSPHRASE_SOURCES, unlock.passphrase_file.as_deref())?
+        }
+        KeyKind::Env => Credential::raw_key(
+            RawKey::from_env().map_err(|e| CliError::credential(crate::open::with_causes(&e)))?,
+        ),
         KeyKind::Keychain => Credential::keychain(),
     };
-    let store = EncryptedStore::create(uri.backend()?, &credential).map_err(|e| uri.error(e))?;
-    writeln!(
-        std::io::stdout(),
-        "created store {} at {uri}",
-        store.store_id()
+    let store = EncryptedStore::create(uri.backend()?, &credential).map_err(|e| match e {
+        // No store exists yet: the library's advice (open it with another slot) does not fit.
+        e @ tokenvault::Error::Keychain { .. } => CliError::from_error(
+            &e,
+            format!(
+                "{uri}: cannot keep the key in the OS keychain ({e}); no store was created. Start a Secret Service (e.g. gnome-keyring) or use --key passphrase / --key env"
+            ),
+        ),
+        e => uri.error(e),
+    })?;
+    let id = store.store_id();
+    report(
+        json,
+        format_args!("created store {id} at {uri}"),
+        serde_json::json!({ "created": id, "store": uri.to_string() }),
     )?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// `passwd`: the new passphrase is read before the store is unlocked (a missing one costs no
+/// Argon2id run and no prompt for the old one).
 pub fn passwd(
-    store: &Store,
+    unlock: &Unlock,
     uri: &StoreUri,
     new_passphrase_file: Option<&Path>,
+    json: bool,
 ) -> Result<ExitCode, CliError> {
-    let new = read_secret(
-        NEW_PASSPHRASE_SOURCES,
-        new_passphrase_file,
-        "New passphrase: ",
-        true,
-    )?;
+    let new = unlock.new_passphrase(NEW_PASSPHRASE_SOURCES, new_passphrase_file)?;
+    let store = unlock.open(uri)?;
     store.change_passphrase(&new).map_err(|e| uri.error(e))?;
-    writeln!(std::io::stdout(), "passphrase changed for {uri}")?;
+    forget_session(&store.store_id());
+    report(
+        json,
+        format_args!("passphrase changed for {uri}"),
+        serde_json::json!({ "passphrase_changed": uri.to_string() }),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn rotate(store: &Store, uri: &StoreUri) -> Result<ExitCode, CliError> {
+pub fn rotate(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliError> {
     let bar = progress_bar("re-sealing");
     let report = store
         .rotate_with_progress(&mut |done, total| {
@@ -72,8 +88,7 @@ pub fn rotate(store: &Store, uri: &StoreUri) -> Result<ExitCode, CliError> {
         })
         .map_err(|e| uri.error(e))?;
     bar.finish_and_clear();
-    writeln!(
-        std::io::stdout(),
+    let text = format!(
         "rotated to data key {}: {} record(s) re-sealed{}",
         report.key_id,
         report.resealed,
@@ -82,7 +97,11 @@ pub fn rotate(store: &Store, uri: &StoreUri) -> Result<ExitCode, CliError> {
         } else {
             ""
         }
-    )?;
+    );
+    let value = serde_json::json!({
+        "key_id": report.key_id, "resealed": report.resealed, "resumed": report.resumed,
+    });
+    crate::output::report(json, text, value)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -194,18 +213,18 @@ pub fn rekey(
 ) -> Result<ExitCode, CliError> {
     // The new credential before the old one unlocks anything: a missing one is a quick error.
     let credential = match key {
-        KeyKind::Passphrase => read_secret(
-            NEW_PASSPHRASE_SOURCES,
-            new_passphrase_file,
-            "New passphrase: ",
-            true,
-        )?,
+        KeyKind::Passphrase => {
+            unlock.new_passphrase(NEW_PASSPHRASE_SOURCES, new_passphrase_file)?
+        }
         KeyKind::Env => Credential::raw_key(
-            RawKey::from_env_var("TOKENVAULT_NEW_KEY").map_err(|e| failure(&e))?,
+            RawKey::from_env_var("TOKENVAULT_NEW_KEY")
+                .map_err(|e| CliError::credential(crate::open::with_causes(&e)))?,
         ),
         KeyKind::Keychain => Credential::keychain(),
     };
     let store = unlock.open(uri)?;
+    // The old store key opens nothing after the rekey: its session key goes either way.
+    forget_session(&store.store_id());
     let bar = progress_bar("re-sealing");
     let (store, report) = store
         .rekey(
@@ -248,11 +267,19 @@ pub fn rekey(
 }
 
 pub fn slots(
-    store: &Store,
+    unlock: &Unlock,
     uri: &StoreUri,
     action: SlotAction,
     json: bool,
 ) -> Result<ExitCode, CliError> {
+    // A new passphrase is read (and judged) before the store is unlocked.
+    let new_passphrase = match &action {
+        SlotAction::AddPassphrase {
+            new_passphrase_file,
+        } => Some(unlock.new_passphrase(NEW_PASSPHRASE_SOURCES, new_passphrase_file.as_deref())?),
+        _ => None,
+    };
+    let store = unlock.open(uri)?;
     let mut out = std::io::stdout().lock();
     match action {
         SlotAction::List => {
@@ -275,35 +302,49 @@ pub fn slots(
                 }
             }
         }
-        SlotAction::AddPassphrase {
-            new_passphrase_file,
-        } => {
-            let credential = read_secret(
-                NEW_PASSPHRASE_SOURCES,
-                new_passphrase_file.as_deref(),
-                "New passphrase: ",
-                true,
-            )?;
+        SlotAction::AddPassphrase { .. } => {
+            let credential = new_passphrase.expect("read above for this action");
             let id = store
                 .add_slot(&credential, Argon2Params::default())
                 .map_err(|e| uri.error(e))?;
-            writeln!(out, "added passphrase slot {id}")?;
+            slot_report(&mut out, json, "added", id, "passphrase")?;
         }
         SlotAction::AddKeychain => {
             let id = store
                 .add_slot(&Credential::keychain(), Argon2Params::default())
                 .map_err(|e| uri.error(e))?;
-            writeln!(out, "added keychain slot {id}")?;
+            slot_report(&mut out, json, "added", id, "keychain")?;
         }
         SlotAction::Remove { id } => {
             store.remove_slot(id).map_err(|e| uri.error(e))?;
-            writeln!(out, "removed slot {id}")?;
+            slot_report(&mut out, json, "removed", id, "")?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn destroy(uri: &StoreUri, yes: bool) -> Result<ExitCode, CliError> {
+/// `added passphrase slot 2` / `{"added": 2, "kind": "passphrase"}`.
+fn slot_report(
+    out: &mut impl Write,
+    json: bool,
+    done: &str,
+    id: u32,
+    kind: &str,
+) -> std::io::Result<()> {
+    if json {
+        let mut value = serde_json::json!({ done: id });
+        if !kind.is_empty() {
+            value["kind"] = kind.into();
+        }
+        writeln!(out, "{value}")
+    } else if kind.is_empty() {
+        writeln!(out, "{done} slot {id}")
+    } else {
+        writeln!(out, "{done} {kind} slot {id}")
+    }
+}
+
+pub fn destroy(uri: &StoreUri, yes: bool, json: bool) -> Result<ExitCode, CliError> {
     if !yes {
         return Err(CliError::usage(
             "destroy deletes the store and every token in it; confirm with --yes",
@@ -314,23 +355,84 @@ pub fn destroy(uri: &StoreUri, yes: bool) -> Result<ExitCode, CliError> {
     }
     // The keychain entry first: if it cannot be deleted, the store is still there to retry.
     // Only a store with a keychain slot has one: a passphrase-only store needs no keychain.
-    let keychain_store_id = tokenvault::inspect(&*uri.backend()?)
+    let store_info = tokenvault::inspect(&*uri.backend()?);
+    let keychain_store_id = store_info
+        .as_ref()
         .ok()
         .filter(|info| info.slots.iter().any(|s| s.kind == KeySlotKind::Keychain))
-        .map(|info| info.store_id);
+        .map(|info| info.store_id.clone());
     if let Some(id) = &keychain_store_id {
         tokenvault::keychain::delete_entry(id).map_err(|e| uri.error(e))?;
     }
     let removed = uri.remove_files()?;
-    writeln!(
-        std::io::stdout(),
-        "destroyed {uri} ({} file(s){})",
-        removed,
-        if keychain_store_id.is_some() {
-            ", keychain entry"
-        } else {
-            ""
-        }
+    if let Ok(info) = &store_info {
+        forget_session(&info.store_id);
+    }
+    report(
+        json,
+        format_args!(
+            "destroyed {uri} ({} file(s){})",
+            removed,
+            if keychain_store_id.is_some() {
+                ", keychain entry"
+            } else {
+                ""
+            }
+        ),
+        serde_json::json!({
+            "destroyed": uri.to_string(),
+            "files": removed,
+            "keychain_entry": keychain_store_id.is_some(),
+        }),
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `unlock`: opens the store as any command does (explicit credential, keychain or prompt;
+/// never a session key already there), then keeps its key in the kernel keyring.
+pub fn unlock(
+    unlock: &Unlock,
+    uri: &StoreUri,
+    duration: std::time::Duration,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let (store, _) = unlock.open_with_credential(uri)?;
+    let id = store.store_id();
+    let serial = crate::session::remember(&id, &store.export_store_key(), duration)?;
+    let seconds = duration.as_secs();
+    report(
+        json,
+        format_args!(
+            "unlocked store {id} at {uri} for {seconds}s (kernel keyring key {serial}); `tokenvault lock` ends it"
+        ),
+        serde_json::json!({ "unlocked": id, "expires_in": seconds, "key": serial }),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lock`: the store's id from its header (no unlock needed), its key out of the keyring.
+pub fn lock(uri: &StoreUri, json: bool) -> Result<ExitCode, CliError> {
+    if !uri.exists() {
+        return Err(uri.error(tokenvault::Error::NoStore));
+    }
+    let id = tokenvault::inspect(&*uri.backend()?)
+        .map_err(|e| uri.error(e))?
+        .store_id;
+    let was = crate::session::forget(&id);
+    report(
+        json,
+        if was {
+            format!("locked store {id}")
+        } else {
+            format!("store {id} was not unlocked")
+        },
+        serde_json::json!({ "locked": id, "was_unlocked": was }),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// After a change of credentials (`passwd`, `rekey`, `destroy`): a session key of the store
+/// would outlive it, so it goes.
+pub fn forget_session(store_id: &str) {
+    crate::session::forget(store_id);
 }

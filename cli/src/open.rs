@@ -35,6 +35,11 @@ impl StoreUri {
     pub fn parse(text: Option<&str>) -> Result<StoreUri, CliError> {
         match text {
             None => Self::default_store(),
+            // A bare path (no scheme, so no password either) is the common slip: say which
+            // URI it probably meant.
+            Some(text) if !text.contains(':') && !text.is_empty() => Err(CliError::usage(format!(
+                "{text:?} is not a store URI: a SQLite store is sqlite:{text}, a file store file:{text} (see --help)"
+            ))),
             Some(text) => tokenvault::uri::StoreUri::parse(text)
                 .map(StoreUri)
                 .map_err(|e| CliError::usage(e.to_string())),
@@ -76,7 +81,14 @@ impl StoreUri {
                 .create(dir)
                 .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
         }
-        tokenvault::open_backend(&self.0).map_err(|e| CliError::failure(format!("{self}: {e}")))
+        if let Some(path) = self.path() {
+            warn_if_readable_by_others(path);
+        }
+        tokenvault::open_backend(&self.0).map_err(|e| match e {
+            // The backend's refusals (a file others may write, a link) keep their class.
+            Error::Backend(_) => CliError::from_error(&e, format!("{self}: {e}")),
+            e => CliError::failure(format!("{self}: {e}")),
+        })
     }
 
     /// Deletes the store's files (database and journals, or file, lock and temp files);
@@ -120,13 +132,32 @@ impl StoreUri {
 
     /// Turns a library error into a message that names this store.
     pub fn error(&self, e: Error) -> CliError {
-        CliError::failure(match e {
+        let message = match &e {
             Error::WrongKey => format!("wrong passphrase or key for store {self}"),
             Error::NoStore => format!("no store at {self} (create one with `tokenvault init`)"),
             Error::StoreExists => format!("store {self} already exists; refusing to overwrite it"),
             Error::NotFound { id } => format!("no token with id {id}"),
             other => format!("{self}: {other}"),
-        })
+        };
+        CliError::from_error(&e, message)
+    }
+}
+
+/// A store file other users may read is a copy of every sealed token for them to attack
+/// offline (the library refuses one they may write): said on stderr, once per command.
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // One others may write is refused by the backend, which says so.
+    if let Ok(meta) = fs::metadata(path)
+        && meta.permissions().mode() & 0o044 != 0
+        && meta.permissions().mode() & 0o022 == 0
+    {
+        eprintln!(
+            "tokenvault: warning: {} is readable by other users (mode {:03o}): `chmod 600 {}`",
+            path.display(),
+            meta.permissions().mode() & 0o777,
+            path.display()
+        );
     }
 }
 
@@ -153,6 +184,9 @@ fn stale_temp_files(path: &Path) -> Vec<std::ffi::OsString> {
         .collect()
 }
 
+/// How many times a passphrase typed at the prompt may be wrong before the command fails.
+const PROMPT_TRIES: u32 = 3;
+
 /// Where the current passphrase may come from: environment variable and option.
 pub const PASSPHRASE_SOURCES: (&str, &str) = ("TOKENVAULT_PASSPHRASE", "--passphrase-file");
 /// Where `passwd` reads the new passphrase from.
@@ -164,12 +198,65 @@ pub struct Unlock {
     pub passphrase_file: Option<PathBuf>,
     /// `--witness`: the directory of the rollback witness (empty: the default one).
     pub witness: Option<String>,
+    /// `--allow-weak-passphrase`: for new passphrases.
+    pub allow_weak_passphrase: bool,
 }
 
 impl Unlock {
-    /// Opens an existing store, choosing the credential from its key slots.
+    /// A new passphrase (init, passwd, rekey, a new slot) from `sources` or `file`, typed
+    /// twice at a prompt otherwise, and judged for strength (`strength`).
+    pub fn new_passphrase(
+        &self,
+        sources: (&str, &str),
+        file: Option<&Path>,
+    ) -> Result<Credential, CliError> {
+        let credential = read_secret(sources, file, "New passphrase: ", true)?;
+        crate::strength::check_new(&credential, self.allow_weak_passphrase)?;
+        Ok(credential)
+    }
+
+    /// Opens an existing store: with the credential given explicitly (TOKENVAULT_KEY,
+    /// TOKENVAULT_PASSPHRASE, --passphrase-file) if any, else with the key `tokenvault
+    /// unlock` keeps for this login session, else as [`open_with_credential`].
     pub fn open(&self, uri: &StoreUri) -> Result<Store, CliError> {
+        if !self.explicit_credential()
+            && let Some(store) = self.open_unlocked(uri)?
+        {
+            return Ok(store);
+        }
         self.open_with_credential(uri).map(|(store, _)| store)
+    }
+
+    /// Whether a credential was given explicitly (then it, not a session's key, is used).
+    fn explicit_credential(&self) -> bool {
+        self.passphrase_file.is_some()
+            || ["TOKENVAULT_KEY", "TOKENVAULT_PASSPHRASE"]
+                .iter()
+                .any(|v| std::env::var_os(v).is_some())
+    }
+
+    /// The store opened with the key `unlock` left in the kernel keyring, if there is one
+    /// that opens it (a stale one — the store was rekeyed — is dropped).
+    fn open_unlocked(&self, uri: &StoreUri) -> Result<Option<Store>, CliError> {
+        if !uri.exists() {
+            return Ok(None);
+        }
+        let backend = uri.backend()?;
+        let info = tokenvault::inspect(&*backend).map_err(|e| uri.error(e))?;
+        let Some(key) = crate::session::cached(&info.store_id) else {
+            return Ok(None);
+        };
+        let witness = self
+            .witness()?
+            .map(|w| Box::new(w) as Box<dyn tokenvault::Witness>);
+        match EncryptedStore::open_with_store_key(backend, &key, witness) {
+            Ok(store) => Ok(Some(store)),
+            Err(Error::WrongKey) => {
+                crate::session::forget(&info.store_id);
+                Ok(None)
+            }
+            Err(e) => Err(uri.error(e)),
+        }
     }
 
     /// [`open`](Self::open), also returning the credential that opened it.
@@ -177,17 +264,29 @@ impl Unlock {
         if !uri.exists() {
             return Err(uri.error(Error::NoStore));
         }
-        let backend = uri.backend()?;
-        let info = tokenvault::inspect(&*backend).map_err(|e| uri.error(e))?;
-        let credential = self.credential_for(&info)?;
-        let store = match self.witness()? {
-            Some(witness) => {
-                EncryptedStore::open_witnessed(backend, &credential, Box::new(witness))
+        let info = tokenvault::inspect(&*uri.backend()?).map_err(|e| uri.error(e))?;
+        let (mut credential, prompted) = self.credential_for(&info)?;
+        // A passphrase typed at the prompt gets three tries, as sudo gives; one from the
+        // environment or a file gets one (it will not change by asking again).
+        let mut tries = if prompted { PROMPT_TRIES } else { 1 };
+        loop {
+            let backend = uri.backend()?;
+            let opened = match self.witness()? {
+                Some(witness) => {
+                    EncryptedStore::open_witnessed(backend, &credential, Box::new(witness))
+                }
+                None => EncryptedStore::open(backend, &credential),
+            };
+            tries -= 1;
+            match opened {
+                Ok(store) => return Ok((store, credential)),
+                Err(Error::WrongKey) if tries > 0 => {
+                    eprintln!("tokenvault: wrong passphrase, try again");
+                    credential = prompt(PASSPHRASE_SOURCES, "Passphrase: ", false)?;
+                }
+                Err(e) => return Err(uri.error(e)),
             }
-            None => EncryptedStore::open(backend, &credential),
         }
-        .map_err(|e| uri.error(e))?;
-        Ok((store, credential))
     }
 
     /// The rollback witness `--witness` asks for.
@@ -211,12 +310,17 @@ impl Unlock {
     /// first, then the OS keychain, then a passphrase prompt, which is the CLI's part. A
     /// keychain failure is reported, never replaced by another credential behind the user's
     /// back.
-    fn credential_for(&self, info: &StoreInfo) -> Result<Credential, CliError> {
+    fn credential_for(&self, info: &StoreInfo) -> Result<(Credential, bool), CliError> {
+        if let Some(file) = &self.passphrase_file {
+            check_private_file(file)?;
+        }
         match Credential::from_env(info, self.passphrase_file.as_deref())
-            .map_err(|e| failure(&e))?
+            .map_err(|e| CliError::credential(with_causes(&e)))?
         {
-            CredentialChoice::Ready(credential) => Ok(credential),
-            CredentialChoice::NeedsPassphrase => prompt(PASSPHRASE_SOURCES, "Passphrase: ", false),
+            CredentialChoice::Ready(credential) => Ok((credential, false)),
+            CredentialChoice::NeedsPassphrase => {
+                Ok((prompt(PASSPHRASE_SOURCES, "Passphrase: ", false)?, true))
+            }
         }
     }
 }
@@ -233,11 +337,6 @@ pub fn with_causes(e: &dyn std::error::Error) -> String {
     message
 }
 
-/// A library error as a failure, with its causes.
-pub fn failure(e: &dyn std::error::Error) -> CliError {
-    CliError::failure(with_causes(e))
-}
-
 /// A passphrase from `env_var`, else the first line of `file` (the library reads both), else
 /// a no-echo prompt on the terminal (asked twice when `confirm`). Without any of them, an
 /// error naming the three.
@@ -247,10 +346,37 @@ pub fn read_secret(
     prompt_text: &str,
     confirm: bool,
 ) -> Result<Credential, CliError> {
-    match Credential::passphrase_from_env(sources.0, file).map_err(|e| failure(&e))? {
+    if let Some(file) = file {
+        check_private_file(file)?;
+    }
+    match Credential::passphrase_from_env(sources.0, file)
+        .map_err(|e| CliError::credential(with_causes(&e)))?
+    {
         Some(credential) => Ok(credential),
         None => prompt(sources, prompt_text, confirm),
     }
+}
+
+/// Refuses a passphrase file that other users may read or write (as ssh refuses such a key
+/// file): whoever can read it has the store, and whoever can write it chooses the passphrase
+/// of the next `init` or `passwd`. Only regular files: a pipe (`<(pass show tv)`) holds
+/// nothing at rest.
+fn check_private_file(path: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => meta.permissions().mode(),
+        // Not a file, not there or unreadable: the library's read says so.
+        _ => return Ok(()),
+    };
+    if mode & 0o077 != 0 {
+        return Err(CliError::credential(format!(
+            "{} is open to other users (mode {:03o}): `chmod 600 {}` first",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A passphrase typed at a no-echo prompt on the terminal (asked twice when `confirm`); without
@@ -261,7 +387,7 @@ fn prompt(
     confirm: bool,
 ) -> Result<Credential, CliError> {
     if !has_terminal() {
-        return Err(CliError::failure(format!(
+        return Err(CliError::credential(format!(
             "no passphrase: set {env_var}, pass {file_option} PATH, or run on a terminal to be prompted"
         )));
     }

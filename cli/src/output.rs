@@ -4,6 +4,22 @@
 //! bidirectional controls). JSON output needs none of this: serde escapes control characters.
 
 use std::borrow::Cow;
+use std::io::Write;
+
+/// Prints a command's result: `value` as one JSON line with `--json`, else `text` (a line for
+/// people).
+pub fn report(
+    json: bool,
+    text: impl std::fmt::Display,
+    value: serde_json::Value,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{value}")
+    } else {
+        writeln!(out, "{text}")
+    }
+}
 
 /// Whether `c` must not reach a terminal raw: a C0/C1 control character or a Unicode
 /// bidirectional formatting character.

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::CliError;
 use crate::open::{Store, StoreUri, Unlock, with_causes};
-use crate::output::escape_controls;
+use crate::output::{escape_controls, report};
 
 /// All of stdin, in a buffer that is cleared when dropped.
 pub fn read_stdin() -> Result<Zeroizing<String>, CliError> {
@@ -18,9 +18,9 @@ pub fn read_stdin() -> Result<Zeroizing<String>, CliError> {
     std::io::stdin()
         .take(limit + 1)
         .read_to_string(&mut text)
-        .map_err(|e| CliError::failure(format!("cannot read stdin: {e}")))?;
+        .map_err(|e| CliError::usage(format!("cannot read stdin: {e}")))?;
     if text.len() as u64 > limit {
-        return Err(CliError::failure(format!(
+        return Err(CliError::usage(format!(
             "stdin holds more than {} MiB; refusing to read it",
             limit >> 20
         )));
@@ -28,15 +28,21 @@ pub fn read_stdin() -> Result<Zeroizing<String>, CliError> {
     Ok(text)
 }
 
-/// Parses stdin as one token object or an array of them.
-fn tokens_from_stdin() -> Result<Vec<OAuthToken>, CliError> {
+/// Parses stdin as one token object or an array of them, every one checked against the
+/// bounds a save applies: read before the store is unlocked, so that malformed input costs
+/// no Argon2id run or prompt, and a batch with a bad token saves none of it.
+pub fn tokens_from_stdin() -> Result<Vec<OAuthToken>, CliError> {
     let rows = tokenvault::import::json::read(read_stdin()?.as_bytes())
-        .map_err(|e| CliError::failure(format!("stdin: {}", with_causes(&e))))?;
+        .map_err(|e| CliError::usage(format!("stdin: {}", with_causes(&e))))?;
     rows.into_iter()
         .map(|row| {
-            row.token.map_err(|reason| {
-                CliError::failure(format!("stdin, token #{}: {reason}", row.number))
-            })
+            let token = row.token.map_err(|reason| {
+                CliError::usage(format!("stdin, token #{}: {reason}", row.number))
+            })?;
+            token.check_bounds().map_err(|reason| {
+                CliError::usage(format!("stdin, token #{}: {reason}", row.number))
+            })?;
+            Ok(token)
         })
         .collect()
 }
@@ -49,8 +55,12 @@ fn print_token(token: &OAuthToken) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn save(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliError> {
-    let tokens = tokens_from_stdin()?;
+pub fn save(
+    store: &Store,
+    uri: &StoreUri,
+    tokens: Vec<OAuthToken>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
     let mut results = Vec::with_capacity(tokens.len());
     let mut out = std::io::stdout().lock();
     for (i, mut token) in tokens.into_iter().enumerate() {
@@ -62,7 +72,7 @@ pub fn save(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliEr
                     writeln!(out, "{}", serde_json::Value::Array(results))?;
                 }
                 let reason = uri.error(e);
-                return Err(CliError::failure(format!(
+                return Err(reason.with_message(format!(
                     "token #{} not saved ({i} saved before it): {}",
                     i + 1,
                     reason.message()
@@ -90,6 +100,7 @@ pub fn get(
     id: Option<String>,
     user: Option<String>,
     field: Option<TokenField>,
+    json: bool,
 ) -> Result<ExitCode, CliError> {
     let (token, what) = match (id, user) {
         (Some(id), _) => (
@@ -104,42 +115,70 @@ pub fn get(
     };
     let token = token
         .map_err(|e| uri.error(e))?
-        .ok_or_else(|| CliError::failure(what))?;
+        .ok_or_else(|| CliError::not_found(what))?;
     match field {
         None => print_token(&token)?,
         Some(field) => {
             let value = token.expose_field(field).ok_or_else(|| {
-                CliError::failure(format!(
+                CliError::not_found(format!(
                     "token {} has no {}",
                     token.id().unwrap_or_default(),
                     field.name()
                 ))
             })?;
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", escape_controls(value.as_str()))?;
+            if json {
+                // serde escapes control characters.
+                let object = serde_json::json!({ field.name(): value.as_str() });
+                writeln!(out, "{object}")?;
+            } else {
+                writeln!(out, "{}", escape_controls(value.as_str()))?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn find(store: &Store, uri: &StoreUri) -> Result<ExitCode, CliError> {
+/// The one query `find` reads from stdin (checked before the store is unlocked).
+pub fn query_from_stdin() -> Result<OAuthToken, CliError> {
     let mut tokens = tokens_from_stdin()?;
     if tokens.len() != 1 {
-        return Err(CliError::failure("find reads one token object from stdin"));
+        return Err(CliError::usage("find reads one token object from stdin"));
     }
-    match store
-        .find_token(&tokens.remove(0))
-        .map_err(|e| uri.error(e))?
-    {
+    Ok(tokens.remove(0))
+}
+
+pub fn find(store: &Store, uri: &StoreUri, query: &OAuthToken) -> Result<ExitCode, CliError> {
+    match store.find_token(query).map_err(|e| uri.error(e))? {
         Some(token) => {
             print_token(&token)?;
             Ok(ExitCode::SUCCESS)
         }
-        None => {
-            eprintln!("tokenvault: no matching token");
-            Ok(ExitCode::from(1))
-        }
+        None => Err(CliError::not_found(no_match_reason(query))),
     }
+}
+
+/// Why a query found nothing, in the Zoho SDKs' matching rules (README, "What the store
+/// does"): which field it was matched by, or why none applied.
+fn no_match_reason(q: &OAuthToken) -> String {
+    // Empty values are never set (they count as absent everywhere).
+    let credentials = q.client_id().is_some() && q.client_secret().is_some();
+    let why = if q.user_name().is_some() {
+        "no record has that user_name"
+    } else if q.access_token().is_some() && q.client_id().is_none() && q.client_secret().is_none() {
+        "no record has that access_token"
+    } else if q.grant_token().is_some() || q.refresh_token().is_some() {
+        if credentials {
+            "no record has that grant_token or refresh_token"
+        } else {
+            "a grant_token or refresh_token is matched only together with both client_id and client_secret (the Zoho SDKs' rule)"
+        }
+    } else if q.access_token().is_some() {
+        "an access_token is matched only without client_id and client_secret (the Zoho SDKs' rule)"
+    } else {
+        "the query has none of user_name, access_token, refresh_token, grant_token"
+    };
+    format!("no matching token: {why}")
 }
 
 /// `2026-11-24T15:45:24Z` for epoch milliseconds (proleptic Gregorian, UTC).
@@ -182,7 +221,8 @@ pub fn list(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliEr
                     "client_id": t.client_id(),
                     "api_domain": t.api_domain(),
                     "expiry_time": t.expiry_time().map(|ms| ms.to_string()),
-                    "expired": has_expired(t, now),
+                    // Unknown (null) without an expiry time, as the text's "-".
+                    "expired": t.expiry_time().map(|_| has_expired(t, now)),
                 })
             })
             .collect();
@@ -223,12 +263,17 @@ pub fn list(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliEr
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn delete(store: &Store, uri: &StoreUri, id: &str) -> Result<ExitCode, CliError> {
+pub fn delete(store: &Store, uri: &StoreUri, id: &str, json: bool) -> Result<ExitCode, CliError> {
     store.delete_token(id).map_err(|e| uri.error(e))?;
+    report(
+        json,
+        format_args!("deleted {}", escape_controls(id)),
+        serde_json::json!({ "deleted": id }),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn purge(unlock: &Unlock, uri: &StoreUri, yes: bool) -> Result<ExitCode, CliError> {
+pub fn purge(unlock: &Unlock, uri: &StoreUri, yes: bool, json: bool) -> Result<ExitCode, CliError> {
     if !yes {
         return Err(CliError::usage(
             "purge deletes every token; confirm with --yes",
@@ -238,6 +283,11 @@ pub fn purge(unlock: &Unlock, uri: &StoreUri, yes: bool) -> Result<ExitCode, Cli
         .open(uri)?
         .delete_tokens()
         .map_err(|e| uri.error(e))?;
+    report(
+        json,
+        format_args!("deleted every token in {uri}"),
+        serde_json::json!({ "purged": uri.to_string() }),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

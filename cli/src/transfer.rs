@@ -21,7 +21,8 @@ pub fn import(
     file: &Path,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    let unreadable = |reason: String| CliError::failure(format!("{}: {reason}", file.display()));
+    // A file that cannot be read as its format is bad input: the usage class.
+    let unreadable = |reason: String| CliError::usage(format!("{}: {reason}", file.display()));
     let refused = |e: import::ImportError| unreadable(with_causes(&e));
     // A CSV or JSON file is read into memory: one too large is refused before it is read.
     let open = || {
@@ -87,6 +88,7 @@ pub fn export(
     plaintext: bool,
     out: Option<&Path>,
     force: bool,
+    json: bool,
 ) -> Result<ExitCode, CliError> {
     if !plaintext {
         return Err(CliError::usage(
@@ -124,7 +126,15 @@ pub fn export(
             file.sync_all()?;
         }
     }
-    eprintln!("exported {} token(s) in plaintext", tokens.len());
+    // To stdout the export itself is the output; to a file, a summary (JSON with --json).
+    match out {
+        Some(path) if json => crate::output::report(
+            true,
+            "",
+            serde_json::json!({ "exported": tokens.len(), "out": path.display().to_string() }),
+        )?,
+        _ => eprintln!("exported {} token(s) in plaintext", tokens.len()),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -133,6 +143,7 @@ pub fn migrate(
     uri: &StoreUri,
     to: &str,
     resume: bool,
+    json: bool,
 ) -> Result<ExitCode, CliError> {
     let dest_uri = StoreUri::parse(Some(to))?;
     let (store, credential) = unlock.open_with_credential(uri)?;
@@ -164,15 +175,22 @@ pub fn migrate(
             e => uri.error(e),
         })?;
     bar.finish_and_clear();
-    writeln!(
-        std::io::stdout(),
-        "migrated {} token(s) to {dest_uri}, sealed under new keys{}",
-        report.inserted + report.updated,
-        if report.updated > 0 {
-            format!(" ({} already there from an earlier run)", report.updated)
-        } else {
-            String::new()
-        }
+    crate::output::report(
+        json,
+        format_args!(
+            "migrated {} token(s) to {dest_uri}, sealed under new keys{}",
+            report.inserted + report.updated,
+            if report.updated > 0 {
+                format!(" ({} already there from an earlier run)", report.updated)
+            } else {
+                String::new()
+            }
+        ),
+        serde_json::json!({
+            "migrated": report.inserted + report.updated,
+            "already_there": report.updated,
+            "to": dest_uri.to_string(),
+        }),
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,8 @@
 
 #[path = "cli/audit.rs"]
 mod audit;
+#[path = "cli/everyday.rs"]
+mod everyday;
 #[path = "cli/hardening.rs"]
 mod hardening;
 #[path = "cli/import_hardening.rs"]
@@ -84,6 +86,13 @@ fn init_with_passphrase_file() {
     let file = w.path("pass.txt");
     // First line only; the line terminator is not part of the passphrase.
     fs::write(&file, "from a file\nsecond line ignored\n").unwrap();
+    // Open to others, it is refused (as ssh refuses such a key); 0600 it is read.
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    w.tv(&["init", "--passphrase-file", file.to_str().unwrap()])
+        .run()
+        .exits(4)
+        .stderr_has(&["chmod 600"]);
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
     let file = file.to_str().unwrap();
     w.tv(&["init", "--passphrase-file", file]).run().ok();
     // Global option after or before the command; the env variable with the same text works.
@@ -96,7 +105,7 @@ fn init_with_passphrase_file() {
     w.tv(&["list"])
         .env("TOKENVAULT_PASSPHRASE", "from a file\nsecond line ignored")
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["wrong passphrase"]);
 }
 
@@ -106,18 +115,18 @@ fn passphrase_file_errors() {
     let missing = w.path("nope.txt");
     w.tv(&["init", "--passphrase-file", missing.to_str().unwrap()])
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["cannot read", "nope.txt"]);
     let empty = w.path("empty.txt");
-    fs::write(&empty, "\n").unwrap();
+    support::write_private(&empty, "\n");
     w.tv(&["init", "--passphrase-file", empty.to_str().unwrap()])
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["empty passphrase"]);
     w.tv(&["init"])
         .env("TOKENVAULT_PASSPHRASE", "")
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["empty passphrase", "TOKENVAULT_PASSPHRASE"]);
     assert!(!w.path("t.db").exists(), "a failed init left a store file");
 }
@@ -128,18 +137,18 @@ fn init_with_raw_key_and_key_errors() {
     // No TOKENVAULT_KEY: a clear error, and no store file left behind.
     w.tv(&["init", "--key", "env"])
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["TOKENVAULT_KEY"]);
     w.tv(&["init", "--key", "env"])
         .env("TOKENVAULT_KEY", "not base64!!")
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["TOKENVAULT_KEY is not valid base64"])
         .leaks_none(&["not base64!!"]);
     w.tv(&["init", "--key", "env"])
         .env("TOKENVAULT_KEY", "AAAA")
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["32 bytes"]);
     assert!(!w.path("t.db").exists(), "a failed init left a store file");
     w.tv(&["init", "--key", "env"])
@@ -153,13 +162,13 @@ fn init_with_raw_key_and_key_errors() {
     w.tv(&["list"])
         .env("TOKENVAULT_KEY", raw_key(8))
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["wrong passphrase or key", &w.store()])
         .no_stdout();
     // A raw-key store without the key: says what to set.
     w.tv(&["list"])
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["TOKENVAULT_KEY"]);
     w.tv(&["init", "--key", "bogus"]).run().exits(2);
 }
@@ -171,13 +180,13 @@ fn init_twice_refuses_and_keeps_the_store() {
     w.tv(&["init", "--key", "env"])
         .env("TOKENVAULT_KEY", raw_key(2))
         .run()
-        .exits(1)
+        .exits(6)
         .stderr_has(&["already exists"])
         .no_stdout();
     w.tv(&["init"])
         .env("TOKENVAULT_PASSPHRASE", "another")
         .run()
-        .exits(1)
+        .exits(6)
         .stderr_has(&["already exists"]);
     // Still the first store, with its key and its record.
     assert_eq!(w.list().len(), 1);
@@ -186,7 +195,7 @@ fn init_twice_refuses_and_keeps_the_store() {
     w.tv(&["init", "--key", "env", "--store", &f]).run().ok();
     w.tv(&["init", "--key", "env", "--store", &f])
         .run()
-        .exits(1)
+        .exits(6)
         .stderr_has(&["already exists"]);
 }
 
@@ -257,15 +266,15 @@ fn store_uri_errors_are_usage_errors() {
         .run()
         .exits(2)
         .stderr_has(&["no path"]);
-    // Server stores: nothing listens on port 9, so opening fails (exit 1), naming the store
-    // without its password.
-    for uri in [
-        "mysql://u:pw-secret@127.0.0.1:9/db?ssl=disable",
-        "postgres://u:pw-secret@127.0.0.1:9/db?sslmode=disable",
+    // Server stores: an unknown parameter (exit 1), or nothing listening on port 9 (7,
+    // storage), naming the store without its password.
+    for (uri, status) in [
+        ("mysql://u:pw-secret@127.0.0.1:9/db?ssl=disable", 1),
+        ("postgres://u:pw-secret@127.0.0.1:9/db?sslmode=disable", 7),
     ] {
         w.tv(&["list", "--store", uri])
             .run()
-            .exits(1)
+            .exits(status)
             .stderr_has(&["u@127.0.0.1:9/db"])
             .leaks_none(&["pw-secret"]);
     }
@@ -345,20 +354,20 @@ fn save_malformed_json_fails_clearly_and_saves_nothing() {
         w.tv(&["save"])
             .stdin(input)
             .run()
-            .exits(1)
+            .exits(2)
             .stderr_has(&["tokenvault: stdin"])
             .no_stdout();
     }
     w.tv(&["save"])
         .stdin(r#"{"user_name":"x","refresh_token":"rt-TRUNC"#)
         .run()
-        .exits(1)
+        .exits(2)
         .stderr_has(&["not valid JSON", "line 1"])
         .leaks_none(&["rt-TRUNC"]);
     w.tv(&["save"])
         .stdin("42")
         .run()
-        .exits(1)
+        .exits(2)
         .stderr_has(&["expected a token object or an array"]);
     assert!(w.list().is_empty());
 }
@@ -402,14 +411,14 @@ fn save_errors_never_quote_values() {
     ];
     for (input, secret, says) in cases {
         let out = w.tv(&["save"]).stdin(input).run();
-        out.exits(1).stderr_has(&[says]).leaks_none(&[secret]);
+        out.exits(2).stderr_has(&[says]).leaks_none(&[secret]);
     }
     // A second token in an array is refused with its position; the first was saved.
     let out = w
         .tv(&["save"])
         .stdin(format!(r#"[{ALICE},{{"access_token":98765}}]"#))
         .run();
-    out.exits(1)
+    out.exits(2)
         .stderr_has(&["token #2"])
         .leaks_none(&["98765"]);
     assert!(w.list().is_empty(), "parse errors are found before saving");
@@ -417,7 +426,7 @@ fn save_errors_never_quote_values() {
     w.tv(&["save"])
         .stdin(r#"{"user_name":"nobody@example.com","client_secret":"cs-NOTOKEN"}"#)
         .run()
-        .exits(1)
+        .exits(2)
         .stderr_has(&["token #1 not saved", "access, refresh or grant token"])
         .leaks_none(&["cs-NOTOKEN"]);
     // Partial failure of an array: what was saved is said.
@@ -425,7 +434,7 @@ fn save_errors_never_quote_values() {
         .tv(&["save"])
         .stdin(format!(r#"[{ALICE},{{"user_name":"nobody@example.com"}}]"#))
         .run();
-    out.exits(1)
+    out.exits(2)
         .stderr_has(&["token #2 not saved (1 saved before it)"])
         .leaks_none(&ALICE_SECRETS);
     assert_eq!(out.lines().len(), 1, "the id of the saved token is printed");
@@ -441,7 +450,7 @@ fn save_json_partial_failure_reports_what_was_saved() {
         .tv(&["save", "--json"])
         .stdin(format!(r#"[{ALICE},{{"user_name":"nobody@example.com"}}]"#))
         .run();
-    out.exits(1).stderr_has(&["token #2 not saved"]);
+    out.exits(2).stderr_has(&["token #2 not saved"]);
     let saved = w.list();
     if !saved.is_empty() {
         let id = saved[0]["id"].as_str().unwrap();
@@ -458,7 +467,7 @@ fn save_conflict_is_refused_without_secrets() {
     w.tv(&["save"])
         .stdin(steal)
         .run()
-        .exits(1)
+        .exits(6)
         .stderr_has(&["already has this refresh_token"])
         .leaks_none(&["rt-ALICE-9b1c"]);
     assert_eq!(w.get(&ids[1]), with_id(BOB, &ids[1]));
@@ -521,12 +530,12 @@ fn get_errors() {
     let ids = w.save(ALICE);
     w.tv(&["get", "nosuchid"])
         .run()
-        .exits(1)
+        .exits(3)
         .stderr_has(&["no token with id nosuchid"])
         .no_stdout();
     w.tv(&["get", "--user", "zed@example.com"])
         .run()
-        .exits(1)
+        .exits(3)
         .stderr_has(&["no token for user zed@example.com"])
         .no_stdout();
     // An unknown field name is a usage error that lists the names.
@@ -538,7 +547,7 @@ fn get_errors() {
     // A known field the record lacks is a failure.
     w.tv(&["get", &ids[0], "--field", "grant_token"])
         .run()
-        .exits(1)
+        .exits(3)
         .stderr_has(&["has no grant_token"])
         .no_stdout()
         .leaks_none(&ALICE_SECRETS);
@@ -587,7 +596,7 @@ fn find_follows_the_zoho_matching_rules() {
         w.tv(&["find"])
             .stdin(query)
             .run()
-            .exits(1)
+            .exits(3)
             .stderr_has(&["no matching token"])
             .no_stdout()
             .leaks_none(&ALICE_SECRETS)
@@ -612,17 +621,17 @@ fn find_input_errors() {
     w.tv(&["find"])
         .stdin(r#"[{"user_name":"a"},{"user_name":"b"}]"#)
         .run()
-        .exits(1)
+        .exits(2)
         .stderr_has(&["one token object"]);
     w.tv(&["find"])
         .stdin("{oops")
         .run()
-        .exits(1)
+        .exits(2)
         .stderr_has(&["not valid JSON"]);
     w.tv(&["find"])
         .stdin(r#"{"access_token":4444}"#)
         .run()
-        .exits(1)
+        .exits(2)
         .leaks_none(&["4444"]);
 }
 
@@ -674,7 +683,7 @@ fn list_shows_metadata_and_never_secrets() {
     assert_eq!(
         *find(&ids[1]),
         json!({"id": ids[1], "user_name": "bob@example.com", "client_id": "1000.BOB",
-               "api_domain": null, "expiry_time": null, "expired": false})
+               "api_domain": null, "expiry_time": null, "expired": null})
     );
     assert_eq!(find(&ids[2])["expired"], true);
     assert_eq!(find(&ids[2])["expiry_time"], "1000");
@@ -723,18 +732,21 @@ fn list_of_an_empty_store() {
 fn delete_one_record() {
     let w = World::raw();
     let ids = w.save(&format!("[{ALICE},{BOB}]"));
-    w.tv(&["delete", &ids[0]]).run().ok().no_stdout();
+    w.tv(&["delete", &ids[0]])
+        .run()
+        .ok()
+        .stdout_has(&[&format!("deleted {}", ids[0])]);
     let left = w.list();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["id"], ids[1].as_str());
-    w.tv(&["get", &ids[0]]).run().exits(1);
+    w.tv(&["get", &ids[0]]).run().exits(3);
     w.tv(&["delete", &ids[0]])
         .run()
-        .exits(1)
+        .exits(3)
         .stderr_has(&[&format!("no token with id {}", ids[0])]);
     w.tv(&["delete", "nosuchid"])
         .run()
-        .exits(1)
+        .exits(3)
         .stderr_has(&["no token with id nosuchid"]);
     w.tv(&["delete"]).run().exits(2);
     assert_eq!(w.list().len(), 1);
@@ -807,7 +819,7 @@ fn wrong_passphrase_fails_and_changes_nothing() {
         w.tv(args)
             .env("TOKENVAULT_PASSPHRASE", "wrong one")
             .run()
-            .exits(1)
+            .exits(4)
             .stderr_has(&["wrong passphrase"])
             .no_stdout()
             .leaks_none(&["wrong one", "right one"]);
@@ -834,7 +846,7 @@ fn missing_store_says_to_run_init() {
             .env("TOKENVAULT_KEY", raw_key(1))
             .env("TOKENVAULT_PASSPHRASE", "p")
             .run()
-            .exits(1)
+            .exits(3)
             .stderr_has(&["no store at", &w.store(), "`tokenvault init`"])
             .no_stdout();
     }
@@ -842,7 +854,7 @@ fn missing_store_says_to_run_init() {
         .stdin(ALICE)
         .env("TOKENVAULT_KEY", raw_key(1))
         .run()
-        .exits(1)
+        .exits(3)
         .stderr_has(&["`tokenvault init`"]);
     assert!(
         !w.path("t.db").exists(),
@@ -852,7 +864,7 @@ fn missing_store_says_to_run_init() {
     let file = format!("file:{}", w.path("f.tv").display());
     w.tv(&["list", "--store", &file])
         .run()
-        .exits(1)
+        .exits(3)
         .stderr_has(&["no store at", "`tokenvault init`"]);
 }
 
@@ -875,7 +887,7 @@ fn no_passphrase_and_no_terminal_is_a_clear_error() {
     let mut w2 = World::empty();
     w2.set("TOKENVAULT_STORE", w.store());
     let expect = |out: &Out| {
-        out.exits(1)
+        out.exits(4)
             .stderr_has(&["TOKENVAULT_PASSPHRASE", "--passphrase-file", "terminal"])
             .no_stdout();
     };
@@ -890,7 +902,7 @@ fn no_passphrase_and_no_terminal_is_a_clear_error() {
     // passwd without a new passphrase: names its variable.
     w.tv(&["passwd"])
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["TOKENVAULT_NEW_PASSPHRASE", "terminal"]);
 }
 
@@ -899,7 +911,7 @@ fn no_passphrase_and_no_terminal_is_a_clear_error() {
 #[test]
 fn passwd_without_new_passphrase_names_its_option() {
     let w = World::passphrase("pp");
-    w.tv(&["passwd"]).run().exits(1).stderr_has(&[
+    w.tv(&["passwd"]).run().exits(4).stderr_has(&[
         "TOKENVAULT_NEW_PASSPHRASE",
         "--new-passphrase-file",
         "terminal",
@@ -1251,7 +1263,7 @@ fn import_bad_header_fails_whole_file() {
             fixture("bad-header.csv").to_str().unwrap(),
         ])
         .run();
-    out.exits(1)
+    out.exits(2)
         .no_stdout()
         .stderr_has(&["header", "column 2"])
         .leaks_none(&[
@@ -1273,7 +1285,7 @@ fn import_malformed_json_fails_whole_file() {
         fixture("malformed.json").to_str().unwrap(),
     ])
     .run()
-    .exits(1)
+    .exits(2)
     .no_stdout()
     .stderr_has(&["malformed.json", "not valid JSON"])
     .leaks_none(&["1000.refresh.al"]);
@@ -1286,7 +1298,7 @@ fn import_input_errors() {
     let missing = w.path("missing.csv");
     w.tv(&["import", "--format", "zoho-csv", missing.to_str().unwrap()])
         .run()
-        .exits(1)
+        .exits(2)
         .stderr_has(&["missing.csv"]);
     w.tv(&[
         "import",
@@ -1295,7 +1307,7 @@ fn import_input_errors() {
         missing.to_str().unwrap(),
     ])
     .run()
-    .exits(1)
+    .exits(2)
     .stderr_has(&["missing.csv"]);
     // A CSV given as SQLite, and as JSON.
     let csv = fixture("python-filestore.csv");
@@ -1306,11 +1318,11 @@ fn import_input_errors() {
     ];
     w.tv(&["import", "--format", "zoho-sqlite", csv.to_str().unwrap()])
         .run()
-        .exits(1)
+        .exits(2)
         .leaks_none(&secrets);
     w.tv(&["import", "--format", "json", csv.to_str().unwrap()])
         .run()
-        .exits(1)
+        .exits(2)
         .leaks_none(&secrets);
     // A SQLite file given as CSV.
     w.tv(&[
@@ -1320,7 +1332,7 @@ fn import_input_errors() {
         fixture("zoho-sqlite.db").to_str().unwrap(),
     ])
     .run()
-    .exits(1)
+    .exits(2)
     .leaks_none(&["1000.8c1f0e4a.refresh-alice", "x'); DROP TABLE"]);
     w.tv(&["import", "--format", "xml", csv.to_str().unwrap()])
         .run()
@@ -1373,7 +1385,7 @@ fn import_inline_csv_variants() {
     fs::write(&file, headless).unwrap();
     w.tv(&["import", "--format", "zoho-csv", file.to_str().unwrap()])
         .run()
-        .exits(1)
+        .exits(2)
         .stderr_has(&["header"])
         .leaks_none(&["cs-HEADLESS", "rt-HEADLESS"]);
     // An empty file.
@@ -1381,7 +1393,7 @@ fn import_inline_csv_variants() {
     fs::write(&file, "").unwrap();
     w.tv(&["import", "--format", "zoho-csv", file.to_str().unwrap()])
         .run()
-        .exits(1)
+        .exits(2)
         .stderr_has(&["header"]);
     assert_eq!(w.list().len(), 2);
 }
@@ -1403,7 +1415,7 @@ fn passwd_from_env_and_from_file() {
         .leaks_none(&["old pass", "new pass"]);
     w.tv(&["list"])
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["wrong passphrase"]);
     let after = w
         .tv(&["get", &ids[0]])
@@ -1413,8 +1425,8 @@ fn passwd_from_env_and_from_file() {
     // --new-passphrase-file, opening with the current one from --passphrase-file.
     let current = w.path("current.txt");
     let next = w.path("next.txt");
-    fs::write(&current, "new pass\n").unwrap();
-    fs::write(&next, "third pass\n").unwrap();
+    support::write_private(&current, "new pass\n");
+    support::write_private(&next, "third pass\n");
     w.tv(&[
         "passwd",
         "--passphrase-file",
@@ -1428,7 +1440,7 @@ fn passwd_from_env_and_from_file() {
     w.tv(&["list"])
         .env("TOKENVAULT_PASSPHRASE", "new pass")
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["wrong passphrase"]);
     let last = w
         .tv(&["get", &ids[0]])
@@ -1440,7 +1452,7 @@ fn passwd_from_env_and_from_file() {
         .env("TOKENVAULT_PASSPHRASE", "third pass")
         .env("TOKENVAULT_NEW_PASSPHRASE", "")
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["empty passphrase"]);
 }
 
@@ -1526,10 +1538,10 @@ fn verify_reports_damaged_records() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["id"], ids[1].as_str());
     assert!(failed[0]["error"].as_str().unwrap().contains("integrity"));
-    // The damaged record is refused, the others still open.
+    // The damaged record is refused (5, integrity), the others still open.
     w.tv(&["get", &ids[1]])
         .run()
-        .exits(1)
+        .exits(5)
         .stderr_has(&["integrity"])
         .no_stdout()
         .leaks_none(&BOB_SECRETS);
@@ -1821,15 +1833,30 @@ fn open_prompts_for_the_passphrase_on_the_terminal() {
         !screen.contains("pty-Open-Phrase-4242"),
         "echoed:\n{screen}"
     );
-    // A wrong one.
+    // A wrong one, then the right one: a second try, as sudo gives.
     let mut term = Pty::spawn(pty_command(&w, &["list"]));
     term.expect("Passphrase:");
     term.wait_echo_off();
     term.type_line("pty-Wrong-Phrase");
+    term.expect("wrong passphrase, try again");
+    term.expect("Passphrase:");
+    term.wait_echo_off();
+    term.type_line("pty-Open-Phrase-4242");
     let status = term.wait();
     let screen = term.screen();
-    assert_eq!(status.code(), Some(1), "{screen}");
-    assert!(screen.contains("wrong passphrase"), "{screen}");
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("alice@example.com"), "{screen}");
+    // Three wrong ones: exit 4.
+    let mut term = Pty::spawn(pty_command(&w, &["list"]));
+    for _ in 0..3 {
+        term.expect("Passphrase:");
+        term.wait_echo_off();
+        term.type_line("pty-Wrong-Phrase");
+    }
+    let status = term.wait();
+    let screen = term.screen();
+    assert_eq!(status.code(), Some(4), "{screen}");
+    assert!(screen.contains("wrong passphrase or key"), "{screen}");
     assert!(!screen.contains("pty-Wrong-Phrase"), "echoed:\n{screen}");
 }
 
@@ -1880,7 +1907,7 @@ fn full_session_leaves_no_plaintext_on_disk() {
         .ok();
     w.tv(&["list"])
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["wrong passphrase"]);
     w.set("TOKENVAULT_PASSPHRASE", "session-Pass-Two");
 

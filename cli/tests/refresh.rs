@@ -192,7 +192,8 @@ fn failing_refresh(server_url: &str, extra: &[&str], message: &str) {
     let before = stored(&world);
     let started = Instant::now();
     let out = access_token(&world, server_url, extra);
-    out.exits(1)
+    // 8: the token endpoint's class.
+    out.exits(8)
         .stderr_has(&[message])
         .no_stdout()
         .leaks_none(&["r-0", "a-0", CLIENT_SECRET]);
@@ -471,4 +472,73 @@ fn a_huge_skew_refreshes_instead_of_panicking() {
         1,
         "every token is due within an unbounded skew"
     );
+}
+
+#[test]
+fn exec_hands_a_fresh_token_to_parallel_commands_and_refreshes_once() {
+    let world = world_with_token("sqlite", 1_000); // expired in 1970
+    let server = OAuthServer::start("r-0", CLIENT_ID, CLIENT_SECRET);
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let seen = world.path(&format!("seen.{i}"));
+            // What the command sees: the token, and none of the store's own variables.
+            let script = format!(
+                "printf '%s|%s|%s' \"$ZOHO_ACCESS_TOKEN\" \"${{TOKENVAULT_KEY:-none}}\" \"${{TOKENVAULT_STORE:-none}}\" > {}",
+                seen.display()
+            );
+            let mut tv = world.tv(&[
+                "exec",
+                "--user",
+                "ann",
+                "--token-url",
+                &server.url,
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ]);
+            tv.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            tv.cmd.spawn().expect("spawn tokenvault")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for i in 0..8 {
+        let seen = std::fs::read_to_string(world.path(&format!("seen.{i}"))).unwrap();
+        assert_eq!(seen, "a-1|none|none", "exec {i}");
+    }
+    assert_eq!(server.calls(), 1, "eight execs, one refresh");
+
+    // --env names the variable; the command's exit status is tokenvault's.
+    world
+        .tv(&[
+            "exec",
+            "--user",
+            "ann",
+            "--token-url",
+            &server.url,
+            "--env",
+            "TOKEN",
+            "--",
+            "sh",
+            "-c",
+            "test \"$TOKEN\" = a-1 && exit 7",
+        ])
+        .run()
+        .exits(7);
+    world
+        .tv(&["exec", "--user", "ann", "--", "/nonexistent/command"])
+        .run()
+        .exits(127);
+    world
+        .tv(&["exec", "--user", "ann", "--env", "1BAD", "--", "true"])
+        .run()
+        .exits(2);
+    world.tv(&["exec", "--user", "ann"]).run().exits(2);
 }

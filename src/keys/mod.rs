@@ -116,6 +116,16 @@ impl Credential {
         })
     }
 
+    /// The passphrase of a passphrase credential (to judge its strength before a store is
+    /// made with it, say); `None` for the other kinds. A view of the secret: do not copy it
+    /// into memory that is not zeroized.
+    pub fn expose_passphrase(&self) -> Option<&str> {
+        match self {
+            Credential::Passphrase(p) => Some(&p.secret),
+            _ => None,
+        }
+    }
+
     /// A raw-key credential.
     pub fn raw_key(key: RawKey) -> Self {
         Credential::RawKey(key)
@@ -332,6 +342,35 @@ impl RawKey {
     /// The key bytes, e.g. to store them in a secret manager.
     pub fn expose_secret(&self) -> &[u8; 32] {
         self.0.expose_secret()
+    }
+}
+
+/// A store's own key, as [`EncryptedStore::export_store_key`](crate::EncryptedStore::export_store_key)
+/// hands it out for a session cache (the CLI's `unlock` keeps it in the kernel keyring) and
+/// [`EncryptedStore::open_with_store_key`](crate::EncryptedStore::open_with_store_key) takes
+/// it back: no slot, no Argon2id. Whoever holds it opens the store until a
+/// [`rekey`](crate::EncryptedStore::rekey), whatever passphrase changes meanwhile — keep it no
+/// longer than needed. Zeroized on drop; redacted in `Debug`.
+pub struct StoreKey(SecretBox<[u8; 32]>);
+
+impl StoreKey {
+    /// Wraps 32 key bytes (read back from where they were kept).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        let mut bytes = bytes;
+        let key = StoreKey(SecretBox::new(Box::new(bytes)));
+        zeroize::Zeroize::zeroize(&mut bytes);
+        key
+    }
+
+    /// The key bytes, to keep them somewhere.
+    pub fn expose_secret(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreKey(<redacted>)")
     }
 }
 

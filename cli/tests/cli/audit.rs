@@ -82,7 +82,7 @@ fn every_command_leaves_its_entries_and_no_secret() {
         .run()
         .ok();
     w.tv(&["slots", "remove", "2"]).run().ok();
-    w.tv(&["delete", "nobody"]).run().exits(1);
+    w.tv(&["delete", "nobody"]).run().exits(3);
     w.tv(&["prune", "--expired"]).run().ok();
     w.tv(&["rekey", "--key", "env"])
         .env("TOKENVAULT_NEW_KEY", raw_key(2))
@@ -265,7 +265,7 @@ fn audit_reset_unblocks_a_store_with_a_planted_entry() {
     w.tv(&["save"])
         .stdin(r#"{"user_name":"v","refresh_token":"rt-2"}"#)
         .run()
-        .exits(1)
+        .exits(5)
         .stderr_has(&["the audit log"]);
     w.tv(&["audit", "reset"])
         .run()

@@ -36,7 +36,7 @@ fn list_get_and_errors_escape_control_characters() {
     );
     // An error that names a stored user name: escaped too.
     let out = w.tv(&["get", "--user", "eve\u{1b}[2Jx"]).run();
-    out.exits(1);
+    out.exits(3);
     assert!(!out.stderr.contains('\u{1b}'));
 }
 
@@ -61,7 +61,7 @@ fn an_insecure_store_file_is_refused_with_a_clear_error() {
     fs::set_permissions(w.path("t.db"), fs::Permissions::from_mode(0o666)).unwrap();
     w.tv(&["get", &id])
         .run()
-        .exits(1)
+        .exits(7)
         .stderr_has(&["other users may write", "chmod"])
         .leaks_none(&["at-ann-1"]);
     fs::set_permissions(w.path("t.db"), fs::Permissions::from_mode(0o600)).unwrap();
@@ -74,7 +74,7 @@ fn an_insecure_store_file_is_refused_with_a_clear_error() {
     linked
         .tv(&["list"])
         .run()
-        .exits(1)
+        .exits(7)
         .stderr_has(&["symbolic link"]);
 }
 
@@ -88,7 +88,14 @@ fn a_password_with_an_at_sign_never_reaches_an_error() {
         w.set("TOKENVAULT_STORE", uri);
         w.set("TOKENVAULT_KEY", super::support::raw_key(1));
         let out = w.tv(&["list"]).run();
-        out.exits(1).leaks_none(&["pa@ss", "ss-Wd9"]);
+        // Refused (6: plaintext to a remote host) or unreachable (7): never the password.
+        assert!(
+            matches!(out.code(), 6 | 7),
+            "{}: exit {}",
+            out.what,
+            out.code()
+        );
+        out.leaks_none(&["pa@ss", "ss-Wd9"]);
     }
 }
 

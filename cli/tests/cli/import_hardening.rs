@@ -96,7 +96,7 @@ fn import_sqlite_view_without_end_is_refused() {
          SELECT CAST(n AS TEXT) AS id, 'u' || n AS user_name, 'rt-VIEW-' || n AS refresh_token FROM r;",
     );
     import(&w, "zoho-sqlite", &view)
-        .exits(1)
+        .exits(2)
         .no_stdout()
         .stderr_has(&["view.db", "view"])
         .leaks_none(&["rt-VIEW-"]);
@@ -108,7 +108,7 @@ fn import_sqlite_view_without_end_is_refused() {
          INSERT INTO oauthtoken VALUES ('1', 'u1', 'rt-VIRTUAL-1');",
     );
     import(&w, "zoho-sqlite", &virtual_table)
-        .exits(1)
+        .exits(2)
         .stderr_has(&["virtual table"])
         .leaks_none(&["rt-VIRTUAL-1"]);
     assert!(w.list().is_empty());
@@ -128,7 +128,7 @@ fn import_sqlite_more_than_max_rows_is_refused_before_saving() {
         ),
     );
     import(&w, "zoho-sqlite", &big)
-        .exits(1)
+        .exits(2)
         .no_stdout()
         .stderr_has(&[&format!("{rows} rows"), "MAX_ROWS"])
         .leaks_none(&["rt-BIG-"]);
@@ -169,7 +169,7 @@ fn import_sqlite_errors_quote_nothing_from_the_file() {
          INSERT INTO oauthtoken VALUES ('1', 'u', 'x');",
     );
     import(&w, "zoho-sqlite", &named)
-        .exits(1)
+        .exits(2)
         .stderr_has(&["column 3"])
         .leaks_none(&["rt-COLUMN-SECRET"]);
     // A corrupt schema: SQLite's own message names the object and quotes its SQL.
@@ -183,7 +183,7 @@ fn import_sqlite_errors_quote_nothing_from_the_file() {
          PRAGMA writable_schema = OFF;",
     );
     import(&w, "zoho-sqlite", &corrupt)
-        .exits(1)
+        .exits(2)
         .stderr_has(&["corrupt.db"])
         .leaks_none(&["rt-SCHEMA-SECRET", "cs-SQL-SECRET"]);
     assert!(w.list().is_empty());
@@ -196,7 +196,7 @@ fn import_csv_without_header_quotes_none_of_its_cells() {
     let file = w.path("headless.csv");
     fs::write(&file, row).unwrap();
     let out = import(&w, "zoho-csv", &file);
-    out.exits(1).no_stdout().stderr_has(&["column 1", "header"]);
+    out.exits(2).no_stdout().stderr_has(&["column 1", "header"]);
     let cells: Vec<&str> = row.trim_end().split(',').collect();
     out.leaks_none(&cells);
     assert!(w.list().is_empty());
@@ -229,7 +229,7 @@ fn import_file_over_the_input_bound_is_refused_unread() {
         .unwrap();
     for format in ["json", "zoho-csv"] {
         import(&w, format, &file)
-            .exits(1)
+            .exits(2)
             .no_stdout()
             .stderr_has(&["huge.json", "MAX_INPUT_BYTES"]);
     }

@@ -24,6 +24,13 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Writes `text` to `path` readable by its owner only (as a passphrase file must be).
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// Longest any one command may take before the test fails (and the child is killed).
 const TIME_LIMIT: Duration = Duration::from_secs(60);
 
@@ -210,6 +217,8 @@ impl World {
         );
         // dirs may fall back to the passwd entry's home without HOME; both are set.
         env.insert("PATH".into(), "/usr/bin:/bin".into());
+        // Tests choose short passphrases; `everyday.rs` unsets this to test the check.
+        env.insert("TOKENVAULT_ALLOW_WEAK_PASSPHRASE".into(), "1".into());
         let mut world = World { dir, env };
         let store = format!("sqlite:{}", world.path("t.db").display());
         world.set("TOKENVAULT_STORE", store);

@@ -88,7 +88,7 @@ fn rekey_to_a_new_raw_key_revokes_the_old_one() {
     // A missing new key is caught before anything is unlocked or written.
     w.tv(&["rekey", "--key", "env"])
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["TOKENVAULT_NEW_KEY"]);
     let out = w
         .tv(&["rekey", "--key", "env", "--json"])
@@ -100,7 +100,7 @@ fn rekey_to_a_new_raw_key_revokes_the_old_one() {
     out.leaks_none(&["rt-ann", "rt-bob", &raw_key(1), &raw_key(2)]);
     w.tv(&["list"])
         .run()
-        .exits(1)
+        .exits(4)
         .stderr_has(&["wrong passphrase or key"]);
     let new = w
         .tv(&["list", "--json"])
@@ -122,7 +122,7 @@ fn rekey_to_a_new_passphrase() {
         .run()
         .ok()
         .stdout_has(&["rekeyed", "1 record(s) re-sealed"]);
-    w.tv(&["list"]).run().exits(1);
+    w.tv(&["list"]).run().exits(4);
     w.tv(&["get", "--user", "ann", "--field", "refresh_token"])
         .env("TOKENVAULT_PASSPHRASE", "second passphrase here")
         .run()
@@ -174,8 +174,8 @@ fn a_rekey_killed_at_any_point_completes_on_the_next_run() {
         };
         let (old, new) = (opens(key), opens(next));
         let (current, out) = match (old.code(), new.code()) {
-            (0, 1) => (key, old),
-            (1, 0) => (next, new),
+            (0, 4) => (key, old),
+            (4, 0) => (next, new),
             other => panic!("round {round}: old/new key exit codes {other:?}"),
         };
         assert_eq!(
@@ -223,7 +223,7 @@ fn a_witness_refuses_a_restored_older_copy() {
     std::fs::copy(&backup, w.path("t.db")).unwrap();
     w.tv(&["--witness", "list"])
         .run()
-        .exits(1)
+        .exits(5)
         .stderr_has(&["older than one already seen"]);
     // The witness is what tells: without it the copy opens, as any backup does.
     w.tv(&["list"]).run().ok().stdout_has(&["ann"]);
