@@ -7,16 +7,28 @@ use tokenvault::{AuditEntry, AuditMode, AuditProblem, AuditTrail};
 
 use crate::CliError;
 use crate::cli::AuditAction;
-use crate::open::{Store, StoreUri};
+use crate::open::{Store, StoreUri, Unlock};
 use crate::output::escape_controls;
 use crate::records::iso8601;
 
 pub fn run(
-    store: &Store,
+    unlock: &Unlock,
     uri: &StoreUri,
     action: AuditAction,
     json: bool,
 ) -> Result<ExitCode, CliError> {
+    // Checked before anything is unlocked.
+    if matches!(action, AuditAction::Reset { yes: false }) {
+        return Err(CliError::usage(
+            "audit reset deletes every entry of the log: save `tokenvault audit show --json` first, then pass --yes",
+        ));
+    }
+    // Turning the trail off or starting it again needs the store's credential, not a
+    // session's key.
+    let store = &match action {
+        AuditAction::Off | AuditAction::Reset { .. } => unlock.open_strict(uri)?,
+        _ => unlock.open(uri)?,
+    };
     match action {
         AuditAction::On { reads } => {
             let mode = if reads {
@@ -29,16 +41,11 @@ pub fn run(
         AuditAction::Off => set_mode(store, uri, AuditMode::Off, json),
         AuditAction::Show { last } => show(store, uri, last, json),
         AuditAction::Verify => verify(store, uri, json),
-        AuditAction::Reset { yes } => reset(store, uri, yes, json),
+        AuditAction::Reset { .. } => reset(store, uri, json),
     }
 }
 
-fn reset(store: &Store, uri: &StoreUri, yes: bool, json: bool) -> Result<ExitCode, CliError> {
-    if !yes {
-        return Err(CliError::usage(
-            "audit reset deletes every entry of the log: save `tokenvault audit show --json` first, then pass --yes",
-        ));
-    }
+fn reset(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliError> {
     let deleted = store.reset_audit_log().map_err(|e| uri.error(e))?;
     let mut out = std::io::stdout().lock();
     if json {

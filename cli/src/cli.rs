@@ -14,7 +14,8 @@ Store URIs (--store or TOKENVAULT_STORE):
 Keys: a passphrase comes from TOKENVAULT_PASSPHRASE, --passphrase-file, or a prompt on the
 terminal; a raw key (stores created with --key env) from TOKENVAULT_KEY (base64, 32 bytes).
 
-Exit status: 0 success; 1 failure (and `verify`/`audit verify` finding a problem); 2 usage
+Exit status: 0 success; 1 failure (and `verify`/`audit verify` finding a problem, `import`
+refusing rows; `exec`: the command's own status); 2 usage
 error; 3 not found; 4 wrong or missing key; 5 integrity (tampered, rolled back); 6 refused
 (conflict, store exists); 7 storage; 8 token endpoint. With --json, errors are one JSON object
 on stderr: {\"error\":{\"code\":\"…\",\"message\":\"…\"}}.
@@ -80,7 +81,10 @@ pub enum Command {
         key: KeyKind,
     },
 
-    /// Save one JSON token object, or an array of them, read from stdin; prints the ids.
+    /// Save one JSON token object, or an array of them, read from stdin; prints the ids. The
+    /// whole input is parsed and bounds-checked before anything is saved; the tokens are then
+    /// saved one by one, so one the store refuses (a conflict, a new record without a token)
+    /// stops the array there, and the error says how many were saved before it.
     #[command(
         after_help = "Example:\n  echo '{\"user_name\":\"ann@example.com\",\"refresh_token\":\"1000.x\"}' | tokenvault save"
     )]
@@ -102,7 +106,8 @@ pub enum Command {
         field: Option<tokenvault::TokenField>,
     },
 
-    /// Read a partial JSON token from stdin and print the matching record (exit 1 if none).
+    /// Read a partial JSON token from stdin and print the matching record (exit 3 if none,
+    /// saying which of the Zoho SDKs' matching rules applied).
     #[command(after_help = "Example:\n  echo '{\"access_token\":\"1000.abc\"}' | tokenvault find")]
     Find,
 

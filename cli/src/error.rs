@@ -4,7 +4,7 @@
 //!
 //! | status | class | codes |
 //! | ---: | --- | --- |
-//! | 1 | failure (anything else; and `verify` / `audit verify` finding a problem) | `failure`, … |
+//! | 1 | failure (anything else; and `verify` / `audit verify` finding a problem, `import` refusing rows) | `failure`, … |
 //! | 2 | usage: bad arguments or input, caught before any unlock | `usage`, `invalid_token`, `uri` |
 //! | 3 | not found: no such record, no match, no store | `not_found`, `no_match`, `no_store` |
 //! | 4 | wrong key: the credential opens no slot, or is missing | `wrong_key`, `no_matching_slot`, `credential`, `keychain` |
@@ -46,6 +46,11 @@ impl CliError {
     /// Exit status 2.
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(message, "usage", status::USAGE)
+    }
+
+    /// The command refuses to go on (exit status 6): it would overwrite something.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(message, "refused", status::REFUSED)
     }
 
     /// What was asked for is not there (exit status 3).

@@ -30,6 +30,10 @@ pub fn init(
     key: KeyKind,
     json: bool,
 ) -> Result<ExitCode, CliError> {
+    // A store already there is said before any passphrase is asked for.
+    if uri.exists() && tokenvault::inspect(&*uri.backend()?).is_ok() {
+        return Err(uri.error(tokenvault::Error::StoreExists));
+    }
     // The credential first: a failed prompt must not leave an empty database behind.
     let credential = match key {
         KeyKind::Passphrase => {
@@ -40,15 +44,16 @@ pub fn init(
         ),
         KeyKind::Keychain => Credential::keychain(),
     };
-    let store = EncryptedStore::create(uri.backend()?, &credential).map_err(|e| match e {
-        // No store exists yet: the library's advice (open it with another slot) does not fit.
-        e @ tokenvault::Error::Keychain { .. } => CliError::from_error(
+    let store = EncryptedStore::create(uri.backend()?, &credential).map_err(|e| match &e {
+        // The library's advice (open the store with another slot) fits no store yet: only
+        // the reason is kept.
+        tokenvault::Error::Keychain { reason } => CliError::from_error(
             &e,
             format!(
-                "{uri}: cannot keep the key in the OS keychain ({e}); no store was created. Start a Secret Service (e.g. gnome-keyring) or use --key passphrase / --key env"
+                "{uri}: cannot keep the key in the OS keychain ({reason}); no store was created. Start a Secret Service (e.g. gnome-keyring) or use --key passphrase / --key env"
             ),
         ),
-        e => uri.error(e),
+        _ => uri.error(e),
     })?;
     let id = store.store_id();
     report(
@@ -68,7 +73,7 @@ pub fn passwd(
     json: bool,
 ) -> Result<ExitCode, CliError> {
     let new = unlock.new_passphrase(NEW_PASSPHRASE_SOURCES, new_passphrase_file)?;
-    let store = unlock.open(uri)?;
+    let store = unlock.open_strict(uri)?;
     store.change_passphrase(&new).map_err(|e| uri.error(e))?;
     forget_session(&store.store_id());
     report(
@@ -222,7 +227,7 @@ pub fn rekey(
         ),
         KeyKind::Keychain => Credential::keychain(),
     };
-    let store = unlock.open(uri)?;
+    let store = unlock.open_strict(uri)?;
     // The old store key opens nothing after the rekey: its session key goes either way.
     forget_session(&store.store_id());
     let bar = progress_bar("re-sealing");
@@ -279,7 +284,10 @@ pub fn slots(
         } => Some(unlock.new_passphrase(NEW_PASSPHRASE_SOURCES, new_passphrase_file.as_deref())?),
         _ => None,
     };
-    let store = unlock.open(uri)?;
+    let store = match action {
+        SlotAction::List => unlock.open(uri)?,
+        _ => unlock.open_strict(uri)?,
+    };
     let mut out = std::io::stdout().lock();
     match action {
         SlotAction::List => {

@@ -44,6 +44,16 @@ fn main() -> ExitCode {
     harden_process();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        // With --json, a usage error is JSON too (help and version are not errors).
+        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let error = serde_json::json!({
+                "error": { "code": "usage", "message": first.trim_start_matches("error: ") }
+            });
+            eprintln!("{error}");
+            return ExitCode::from(error::status::USAGE);
+        }
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
@@ -54,6 +64,7 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
+    output::set_json(json);
     match run(cli) {
         Ok(code) => code,
         Err(e) if e.status() == 0 => ExitCode::SUCCESS,
@@ -150,6 +161,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Purge { yes } => records::purge(&unlock, &uri, yes, json),
         Command::Prune { expired } => records::prune(&unlock, &uri, expired, json),
         Command::Import { format, file } => {
+            transfer::check_import_file(format, &file)?;
             transfer::import(&unlock.open(&uri)?, &uri, format, &file, json)
         }
         Command::Export {
@@ -208,7 +220,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         ),
         Command::Unlock { duration } => keys::unlock(&unlock, &uri, duration, json),
         Command::Lock => keys::lock(&uri, json),
-        Command::Audit { action } => audit::run(&unlock.open(&uri)?, &uri, action, json),
+        Command::Audit { action } => audit::run(&unlock, &uri, action, json),
         Command::Slots { action } => keys::slots(&unlock, &uri, action, json),
         Command::Destroy { yes } => keys::destroy(&uri, yes, json),
         Command::Completions { .. } | Command::Manpage => unreachable!("handled above"),

@@ -99,6 +99,13 @@ pub fn exec(
     for name in STORE_VARIABLES {
         child.env_remove(name);
     }
+    // A new session keyring for the child: a `tokenvault` it runs does not find the key an
+    // `unlock` left in this session.
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure only makes one async-signal-safe system call (see its docs).
+    unsafe {
+        child.pre_exec(crate::session::leave_session_keyring);
+    }
     let status = match child.status() {
         Ok(status) => status,
         Err(e) => {
@@ -107,10 +114,7 @@ pub fn exec(
             } else {
                 (126, "cannot be run")
             };
-            eprintln!(
-                "tokenvault: {} {why}: {e}",
-                escape_controls(&program.to_string_lossy())
-            );
+            crate::output::warn(&format!("{} {why}: {e}", program.to_string_lossy()));
             return Ok(ExitCode::from(status));
         }
     };

@@ -147,17 +147,19 @@ impl StoreUri {
 /// offline (the library refuses one they may write): said on stderr, once per command.
 fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    // One others may write is refused by the backend, which says so.
-    if let Ok(meta) = fs::metadata(path)
-        && meta.permissions().mode() & 0o044 != 0
-        && meta.permissions().mode() & 0o022 == 0
-    {
-        eprintln!(
-            "tokenvault: warning: {} is readable by other users (mode {:03o}): `chmod 600 {}`",
-            path.display(),
-            meta.permissions().mode() & 0o777,
-            path.display()
-        );
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if let Ok(meta) = fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        // One others may write is refused by the backend, which says so.
+        if mode & 0o044 != 0 && mode & 0o022 == 0 && !SAID.swap(true, Ordering::Relaxed) {
+            crate::output::warn(&format!(
+                "{} is readable by other users (mode {:03o}): `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            ));
+        }
     }
 }
 
@@ -224,6 +226,14 @@ impl Unlock {
         {
             return Ok(store);
         }
+        self.open_with_credential(uri).map(|(store, _)| store)
+    }
+
+    /// Opens the store with its credential, never with a session's key: for what changes
+    /// who can open the store (`passwd`, `rekey`, `slots`), switches the audit trail off or
+    /// resets it, or reveals or destroys every token (`export`, `purge`) — as sudo asks again
+    /// for what matters, an unlocked terminal left alone must not give these away.
+    pub fn open_strict(&self, uri: &StoreUri) -> Result<Store, CliError> {
         self.open_with_credential(uri).map(|(store, _)| store)
     }
 
@@ -401,11 +411,11 @@ fn prompt(
                 .map_err(|e| CliError::failure(format!("cannot read the passphrase: {e}")))?,
         );
         if *first != *second {
-            return Err(CliError::failure("the two passphrases differ"));
+            return Err(CliError::credential("the two passphrases differ"));
         }
     }
     if first.is_empty() {
-        return Err(CliError::failure("empty passphrase from the prompt"));
+        return Err(CliError::credential("empty passphrase from the prompt"));
     }
     // Moved, not copied, into the credential.
     Ok(Credential::passphrase(std::mem::take(&mut *first)))

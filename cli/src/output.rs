@@ -5,6 +5,28 @@
 
 use std::borrow::Cow;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether `--json` was given: then warnings are JSON lines too.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Says that `--json` was given (main does, once).
+pub fn set_json(json: bool) {
+    JSON.store(json, Ordering::Relaxed);
+}
+
+/// A warning on stderr: `tokenvault: warning: …`, or with `--json` one line
+/// `{"warning":{"message":…}}` (stderr stays JSON lines, the error, if any, last).
+pub fn warn(message: &str) {
+    if JSON.load(Ordering::Relaxed) {
+        eprintln!(
+            "{}",
+            serde_json::json!({ "warning": { "message": message } })
+        );
+    } else {
+        eprintln!("tokenvault: warning: {}", escape_controls(message));
+    }
+}
 
 /// Prints a command's result: `value` as one JSON line with `--json`, else `text` (a line for
 /// people).

@@ -280,7 +280,7 @@ pub fn purge(unlock: &Unlock, uri: &StoreUri, yes: bool, json: bool) -> Result<E
         ));
     }
     unlock
-        .open(uri)?
+        .open_strict(uri)?
         .delete_tokens()
         .map_err(|e| uri.error(e))?;
     report(

@@ -29,8 +29,12 @@ fn ring() -> Result<KeyRing, KeyError> {
         .or_else(|_| KeyRing::from_special_id(KeyRingIdentifier::UserSession, true))
 }
 
+/// The key named for `store_id` in the session's keyring, if it is this user's own: one
+/// another user planted under the name (in a keyring shared through `sudo`) is never used.
 fn find(store_id: &str) -> Option<Key> {
-    ring().ok()?.search(&description(store_id)).ok()
+    let key = ring().ok()?.search(&description(store_id)).ok()?;
+    let owner = key.metadata().ok()?.get_uid();
+    (owner == rustix::process::geteuid().as_raw()).then_some(key)
 }
 
 /// The store key `unlock` left for `store_id`, if it is there and has not expired.
@@ -48,11 +52,14 @@ pub fn remember(store_id: &str, key: &StoreKey, ttl: Duration) -> Result<i32, Cl
     let fail =
         |e: KeyError| CliError::failure(format!("cannot keep the key in the kernel keyring: {e}"));
     let ring = ring().map_err(fail)?;
-    // Made with a placeholder and locked down to its owner, then filled: the secret is never
-    // in a key others could read. The expiry comes last: an update resets it (a `user` key's
-    // update installs the payload with no expiry).
+    // Built in this thread's own keyring, which nothing else can reach: made with a
+    // placeholder, locked down to its owner, filled, given its expiry (last: an update of a
+    // `user` key clears it). Only then linked into the session keyring, which replaces any
+    // key of the same name in one step — never filling a key someone else made under the
+    // name, and never showing the placeholder to a command that runs meanwhile.
+    let private = KeyRing::from_special_id(KeyRingIdentifier::Thread, true).map_err(fail)?;
     let placeholder = [0u8; 32];
-    let entry = ring
+    let entry = private
         .add_key(&description(store_id), &placeholder)
         .map_err(fail)?;
     let owner_only = KeyPermissionsBuilder::builder()
@@ -60,15 +67,38 @@ pub fn remember(store_id: &str, key: &StoreKey, ttl: Duration) -> Result<i32, Cl
         .user(Permission::ALL)
         .build();
     let seconds = usize::try_from(ttl.as_secs()).unwrap_or(usize::MAX);
-    let filled = entry
+    let made = entry
         .set_perms(owner_only)
         .and_then(|()| entry.update(key.expose_secret()))
-        .and_then(|()| entry.set_timeout(seconds));
-    if let Err(e) = filled {
+        .and_then(|()| entry.set_timeout(seconds))
+        .and_then(|()| ring.link_key(entry));
+    let _ = private.unlink_key(entry);
+    if let Err(e) = made {
         let _ = entry.invalidate();
         return Err(fail(e));
     }
     Ok(entry.get_id().0)
+}
+
+/// Gives the calling process a new, empty session keyring: for `exec`'s child, so that a
+/// `tokenvault` inside the command does not find the session's key (it can still be read
+/// by serial number by any process of the user: SECURITY.md §7.1). Async-signal-safe.
+pub fn leave_session_keyring() -> std::io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL) takes no pointer but the null name,
+    // touches no memory of this process, and is a plain system call (async-signal-safe, so
+    // allowed between fork and exec).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Removes the key of `store_id`; whether there was one.

@@ -20,3 +20,7 @@ pub fn remember(_store_id: &str, _key: &StoreKey, _ttl: Duration) -> Result<i32,
 pub fn forget(_store_id: &str) -> bool {
     false
 }
+
+pub fn leave_session_keyring() -> std::io::Result<()> {
+    Ok(())
+}

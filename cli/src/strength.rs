@@ -29,7 +29,7 @@ pub fn check_new(credential: &Credential, allow_weak: bool) -> Result<(), CliErr
     );
     if allow_weak {
         if estimate.score() <= FLOOR {
-            eprintln!("tokenvault: warning: {what}; accepted (--allow-weak-passphrase)");
+            crate::output::warn(&format!("{what}; accepted (--allow-weak-passphrase)"));
         }
         return Ok(());
     }
@@ -39,7 +39,9 @@ pub fn check_new(credential: &Credential, allow_weak: bool) -> Result<(), CliErr
         )));
     }
     if estimate.score() == FLOOR {
-        eprintln!("tokenvault: warning: {what}; a longer one (four or more random words) is safer");
+        crate::output::warn(&format!(
+            "{what}; a longer one (four or more random words) is safer"
+        ));
     }
     Ok(())
 }

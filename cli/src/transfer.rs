@@ -14,6 +14,21 @@ use crate::cli::{ExportFormat, ImportFormat};
 use crate::keys::progress_bar;
 use crate::open::{Store, StoreUri, Unlock, with_causes};
 
+/// What can be known of an import's input before the store is unlocked: that the file is
+/// there, and (CSV, JSON) not over the size an import reads.
+pub fn check_import_file(format: ImportFormat, file: &Path) -> Result<(), CliError> {
+    if format == ImportFormat::ZohoMysql {
+        return Ok(()); // a URI, checked when connecting
+    }
+    let meta =
+        std::fs::metadata(file).map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
+    if matches!(format, ImportFormat::ZohoCsv | ImportFormat::Json) {
+        import::check_input_size(meta.len())
+            .map_err(|e| CliError::usage(format!("{}: {}", file.display(), with_causes(&e))))?;
+    }
+    Ok(())
+}
+
 pub fn import(
     store: &Store,
     uri: &StoreUri,
@@ -96,12 +111,12 @@ pub fn export(
         ));
     }
     if let Some(path) = out.filter(|p| p.exists() && !force) {
-        return Err(CliError::failure(format!(
+        return Err(CliError::refused(format!(
             "{} exists; pass --force to overwrite it",
             path.display()
         )));
     }
-    let store = unlock.open(uri)?;
+    let store = unlock.open_strict(uri)?;
     let tokens = store.get_tokens().map_err(|e| uri.error(e))?;
     let write = |w: &mut dyn Write| match format {
         ExportFormat::ZohoCsv => zoho_csv::write(w, &tokens),
@@ -146,22 +161,37 @@ pub fn migrate(
     json: bool,
 ) -> Result<ExitCode, CliError> {
     let dest_uri = StoreUri::parse(Some(to))?;
+    // What the destination is (file stores: whether there is one) is known before the
+    // source is unlocked.
+    if resume && !dest_uri.exists() {
+        return Err(dest_uri.error(tokenvault::Error::NoStore));
+    }
+    if !resume && dest_uri.exists() && tokenvault::inspect(&*dest_uri.backend()?).is_ok() {
+        let e = tokenvault::Error::StoreExists;
+        return Err(CliError::from_error(
+            &e,
+            format!(
+                "store {dest_uri} already exists; if an interrupted migrate left it, run the same \
+                 command with --resume to finish it, or remove it first"
+            ),
+        ));
+    }
     let (store, credential) = unlock.open_with_credential(uri)?;
     // The destination is created with the credential that opened the source, so a resumed
     // migrate opens it with the same one.
     let dest: Store = if resume {
-        if !dest_uri.exists() {
-            return Err(dest_uri.error(tokenvault::Error::NoStore));
-        }
         EncryptedStore::open(dest_uri.backend()?, &credential)
     } else {
         EncryptedStore::create(dest_uri.backend()?, &credential)
     }
     .map_err(|e| match e {
-        tokenvault::Error::StoreExists => CliError::failure(format!(
-            "store {dest_uri} already exists; if an interrupted migrate left it, run the same \
+        e @ tokenvault::Error::StoreExists => CliError::from_error(
+            &e,
+            format!(
+                "store {dest_uri} already exists; if an interrupted migrate left it, run the same \
              command with --resume to finish it, or remove it first"
-        )),
+            ),
+        ),
         e => dest_uri.error(e),
     })?;
     let bar = progress_bar("migrating");

@@ -980,7 +980,7 @@ fn export_to_file_is_0600_and_never_overwrites_without_force() {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     w.tv(&["export", "--format", "json", "--plaintext", "--out", p])
         .run()
-        .exits(1)
+        .exits(6)
         .stderr_has(&["exists", "--force"])
         .no_stdout();
     assert_eq!(fs::read_to_string(&path).unwrap(), "precious");
@@ -1574,7 +1574,7 @@ fn migrate_copies_every_record() {
     assert_eq!(w.list().len(), 3);
     w.tv(&["migrate", "--to", &uri])
         .run()
-        .exits(1)
+        .exits(6)
         .stderr_has(&["already exists"]);
     // And to SQLite.
     let sq = format!("sqlite:{}", w.path("m.db").display());
@@ -1803,7 +1803,7 @@ fn init_prompt_mismatch_fails_and_creates_nothing() {
     term.type_line("second-Typed-2222");
     let status = term.wait();
     let screen = term.screen();
-    assert_eq!(status.code(), Some(1), "the terminal shows:\n{screen}");
+    assert_eq!(status.code(), Some(4), "the terminal shows:\n{screen}");
     assert!(screen.contains("differ"), "{screen}");
     assert!(!screen.contains("first-Typed-1111") && !screen.contains("second-Typed-2222"));
     assert!(

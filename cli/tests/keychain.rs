@@ -315,10 +315,14 @@ fn unreachable_keychain_fails_clearly_and_never_falls_back() {
     let db = dir.path().join("t.db");
     let no_bus = [("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")];
     let out = tokenvault(&db, &["init", "--key", "keychain"], &no_bus);
-    assert_eq!(out.status.code(), Some(1));
+    // 4: the key's class. The message fits init: no store exists to open another way.
+    assert_eq!(out.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("keychain") && stderr.contains("another key slot"),
+        stderr.contains("keychain")
+            && stderr.contains("no store was created")
+            && stderr.contains("--key passphrase")
+            && !stderr.contains("another key slot"),
         "{stderr}"
     );
     let list = tokenvault(&db, &["list"], &[]);
@@ -342,7 +346,7 @@ fn unreachable_keychain_fails_clearly_and_never_falls_back() {
     let out = tokenvault(&db, &["list"], &no_bus);
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(4),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

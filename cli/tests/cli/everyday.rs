@@ -13,8 +13,13 @@ const ANN: &str = r#"{"user_name":"ann@example.com","client_id":"1000.C","client
 
 /// The JSON error a `--json` command printed on stderr: its code.
 fn error_code(out: &super::support::Out) -> String {
-    // The last line: warnings (a store file others may read) may come first.
-    let last = out.stderr.trim().lines().last().unwrap_or_default();
+    // JSON lines: warnings (a store file others may read) first, the error last.
+    let lines: Vec<&str> = out.stderr.trim().lines().collect();
+    for line in &lines {
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|e| panic!("{}: a stderr line is not JSON ({e}): {line}", out.what));
+    }
+    let last = lines.last().copied().unwrap_or_default();
     let error: Value = serde_json::from_str(last)
         .unwrap_or_else(|e| panic!("{}: stderr is not JSON ({e}): {}", out.what, out.stderr));
     assert!(error["error"]["message"].is_string(), "{error}");
@@ -39,6 +44,16 @@ fn each_error_class_has_its_exit_status_and_json_code() {
     let out = w.tv(&["--json", "save"]).stdin("{not json").run();
     out.exits(2);
     assert_eq!(error_code(&out), "usage");
+    // Even a parse error of the arguments, with --json.
+    let out = w.tv(&["--json", "get", "--no-such-option"]).run();
+    out.exits(2);
+    assert_eq!(error_code(&out), "usage");
+    // An import file that is not there is said before the store is opened.
+    w.tv(&["import", "--format", "json", "nowhere.json"])
+        .env("TOKENVAULT_KEY", raw_key(9))
+        .run()
+        .exits(2)
+        .stderr_has(&["nowhere.json"]);
 
     // 3 not found.
     w.tv(&["get", "nosuchid"]).run().exits(3);
@@ -246,6 +261,14 @@ fn weak_passphrases_and_open_passphrase_files() {
         .ok()
         .stderr_has(&["warning: a guessable passphrase", "zxcvbn score"]);
     w.set("TOKENVAULT_PASSPHRASE", "password1");
+    // Every place a passphrase is chosen judges it.
+    for args in [&["passwd"][..], &["slots", "add-passphrase"], &["rekey"]] {
+        w.tv(args)
+            .env("TOKENVAULT_NEW_PASSPHRASE", "qwerty123")
+            .run()
+            .exits(2)
+            .stderr_has(&["refusing a guessable passphrase"]);
+    }
     w.tv(&["passwd"])
         .env(
             "TOKENVAULT_NEW_PASSPHRASE",
@@ -392,10 +415,18 @@ fn unlock_once_then_no_prompt_until_lock_or_expiry() {
     );
     raw.unset("TOKENVAULT_KEY");
 
-    // Another user sharing the session keyring cannot read the key (owner-only permissions).
+    // Another user sharing the session keyring (setpriv keeps it, as `sudo -u` without
+    // pam_keyinit does) cannot read the key: owner-only permissions, none for "possessor".
     if is_root() {
-        let as_nobody = std::process::Command::new("runuser")
-            .args(["-u", "nobody", "--", "keyctl", "pipe", &serial])
+        let as_nobody = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "keyctl",
+                "pipe",
+                &serial,
+            ])
             .output()
             .unwrap();
         assert!(
@@ -412,6 +443,44 @@ fn unlock_once_then_no_prompt_until_lock_or_expiry() {
             "the owner reads it (the key is really there)"
         );
     }
+
+    // An explicit credential is used as given, not the session's key.
+    w.tv(&["list"])
+        .env("TOKENVAULT_PASSPHRASE", "not the passphrase")
+        .run()
+        .exits(4);
+    // What changes who can open the store, or gives every token away, asks for the
+    // credential: an unlocked terminal left alone does not give it.
+    w.tv(&["passwd"])
+        .env(
+            "TOKENVAULT_NEW_PASSPHRASE",
+            "a brand new passphrase of words",
+        )
+        .run()
+        .exits(4)
+        .stderr_has(&["no passphrase"]);
+    w.tv(&["export", "--format", "json", "--plaintext"])
+        .run()
+        .exits(4);
+    w.tv(&["slots", "list"]).run().ok();
+    // A command `exec` runs gets the token but does not find the session's key.
+    w.save(r#"{"user_name":"fresh@example.com","refresh_token":"rt-f","access_token":"at-f","expiry_time":"4102444800000"}"#);
+    let inner = format!(
+        "test \"$ZOHO_ACCESS_TOKEN\" = at-f || exit 99; {} --store {} list",
+        super::support::BIN,
+        w.store()
+    );
+    w.tv(&[
+        "exec",
+        "--user",
+        "fresh@example.com",
+        "--",
+        "sh",
+        "-c",
+        &inner,
+    ])
+    .run()
+    .exits(4);
 
     // lock ends it.
     w.tv(&["lock"]).run().ok().stdout_has(&["locked store"]);
@@ -448,6 +517,19 @@ fn unlock_once_then_no_prompt_until_lock_or_expiry() {
         .ok();
     w.tv(&["list"]).run().exits(4);
     w.tv(&["unlock", "--for", "0s"]).run().exits(2);
+
+    // A rekey ends it too (its old key opens nothing).
+    let new_passphrase = "another passphrase of several words";
+    w.tv(&["unlock"])
+        .env("TOKENVAULT_PASSPHRASE", new_passphrase)
+        .run()
+        .ok();
+    w.tv(&["rekey", "--key", "env"])
+        .env("TOKENVAULT_PASSPHRASE", new_passphrase)
+        .env("TOKENVAULT_NEW_KEY", raw_key(5))
+        .run()
+        .ok();
+    w.tv(&["list"]).run().exits(4);
 }
 
 fn is_root() -> bool {

@@ -125,7 +125,7 @@ fn an_interrupted_migrate_is_finished_with_resume() {
     }
     w.tv(&["migrate", "--to", &dest])
         .run()
-        .exits(1)
+        .exits(6)
         .stderr_has(&["already exists", "--resume"]);
     w.tv(&["migrate", "--to", &dest, "--resume"])
         .run()
