@@ -176,10 +176,26 @@ fn show(
 ) -> Result<ExitCode, CliError> {
     let trail = trail(store, uri)?;
     let skip = last.map_or(0, |n| trail.entries.len().saturating_sub(n));
-    let shown = &trail.entries[skip..];
+    print_trail(&trail, Some(&trail.entries[skip..]), json)
+}
+
+fn verify(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliError> {
+    print_trail(&trail(store, uri)?, None, json)
+}
+
+/// What `show` (with `shown`: the entries) and `verify` (without) print: the entries, the
+/// problems and a summary; as JSON, `entries` is the array shown or the header's count.
+fn print_trail(
+    trail: &AuditTrail,
+    shown: Option<&[AuditEntry]>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
     let mut out = std::io::stdout().lock();
     if json {
-        let entries: Vec<_> = shown.iter().map(entry_json).collect();
+        let entries = match shown {
+            Some(shown) => serde_json::Value::Array(shown.iter().map(entry_json).collect()),
+            None => trail.expected.into(),
+        };
         let problems: Vec<_> = trail.problems.iter().map(problem_json).collect();
         writeln!(
             out,
@@ -192,37 +208,13 @@ fn show(
             })
         )?;
     } else {
-        for entry in shown {
+        for entry in shown.unwrap_or_default() {
             writeln!(out, "{}", entry_line(entry))?;
         }
         for problem in &trail.problems {
             writeln!(out, "PROBLEM {problem}")?;
         }
-        writeln!(out, "{}", summary(&trail))?;
+        writeln!(out, "{}", summary(trail))?;
     }
-    Ok(exit(&trail))
-}
-
-fn verify(store: &Store, uri: &StoreUri, json: bool) -> Result<ExitCode, CliError> {
-    let trail = trail(store, uri)?;
-    let mut out = std::io::stdout().lock();
-    if json {
-        let problems: Vec<_> = trail.problems.iter().map(problem_json).collect();
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({
-                "mode": trail.mode.name(),
-                "entries": trail.expected,
-                "intact": trail.is_intact(),
-                "problems": problems,
-            })
-        )?;
-    } else {
-        for problem in &trail.problems {
-            writeln!(out, "PROBLEM {problem}")?;
-        }
-        writeln!(out, "{}", summary(&trail))?;
-    }
-    Ok(exit(&trail))
+    Ok(exit(trail))
 }

@@ -242,7 +242,7 @@ impl Unlock {
         self.passphrase_file.is_some()
             || ["TOKENVAULT_KEY", "TOKENVAULT_PASSPHRASE"]
                 .iter()
-                .any(|v| std::env::var_os(v).is_some())
+                .any(|v| std::env::var_os(v).is_some_and(|value| !value.is_empty()))
     }
 
     /// The store opened with the key `unlock` left in the kernel keyring, if there is one
